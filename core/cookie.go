@@ -1,0 +1,172 @@
+package session
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// maxCookieValue bounds what is even looked at; anything longer is not ours.
+const maxCookieValue = signedLen
+
+// readCookie finds the session cookie in r. It reports whether any cookie
+// of our name was present (the response may then need to delete it) and
+// the first value that is a well-formed id, correctly signed when a secret
+// key is set. Anything else is treated as no cookie and never reaches a
+// store.
+//
+// It scans the Cookie headers itself rather than calling r.Cookie: that
+// returns only the first cookie of a name (a malformed one may shadow a
+// good one), and parses and allocates every cookie of the request.
+func (m *Manager) readCookie(r *http.Request) (present bool, id string) {
+	name := m.cfg.cookie.name
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || k != name {
+				continue
+			}
+			present = true
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if id, ok := m.checkValue(v); ok {
+				return true, id
+			}
+		}
+	}
+	return present, ""
+}
+
+// checkValue validates a cookie value strictly (length, alphabet,
+// canonical encoding, signature) and returns the id it carries.
+func (m *Manager) checkValue(v string) (string, bool) {
+	if len(v) > maxCookieValue {
+		return "", false
+	}
+	if m.signer == nil {
+		return v, canonicalB64(v, idBytes)
+	}
+	if len(v) != signedLen || v[idLen] != '.' {
+		return "", false
+	}
+	id, sig := v[:idLen], v[idLen+1:]
+	if !canonicalB64(id, idBytes) || !m.signer.verify(m.cfg.cookie.name, id, sig) {
+		return "", false
+	}
+	return id, true
+}
+
+// cookieValue is what the cookie carries for id.
+func (m *Manager) cookieValue(id string) string {
+	if m.signer == nil {
+		return id
+	}
+	return m.signer.sign(m.cfg.cookie.name, id)
+}
+
+// writeCookie sets the session cookie for id and the cache headers that
+// keep shared caches from storing it.
+func (m *Manager) writeCookie(h http.Header, id string) {
+	c := &m.cfg.cookie
+	var b strings.Builder
+	b.Grow(len(c.name) + signedLen + 64 + len(c.path) + len(c.domain))
+	b.WriteString(c.name)
+	b.WriteByte('=')
+	b.WriteString(m.cookieValue(id))
+	if c.maxAge > 0 {
+		b.WriteString("; Max-Age=")
+		b.WriteString(strconv.FormatInt(int64(c.maxAge.Seconds()), 10))
+	}
+	m.writeAttrs(&b)
+	h.Add("Set-Cookie", b.String())
+	noStoreSetCookie(h)
+}
+
+// writeDeletionCookie tells the browser to drop the session cookie.
+func (m *Manager) writeDeletionCookie(h http.Header) {
+	var b strings.Builder
+	b.WriteString(m.cfg.cookie.name)
+	b.WriteString("=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+	m.writeAttrs(&b)
+	h.Add("Set-Cookie", b.String())
+	noStoreSetCookie(h)
+}
+
+func (m *Manager) writeAttrs(b *strings.Builder) {
+	c := &m.cfg.cookie
+	b.WriteString("; Path=")
+	b.WriteString(c.path)
+	if c.domain != "" {
+		b.WriteString("; Domain=")
+		b.WriteString(c.domain)
+	}
+	if c.httpOnly {
+		b.WriteString("; HttpOnly")
+	}
+	if c.secure {
+		b.WriteString("; Secure")
+	}
+	switch c.sameSite {
+	case http.SameSiteLaxMode:
+		b.WriteString("; SameSite=Lax")
+	case http.SameSiteStrictMode:
+		b.WriteString("; SameSite=Strict")
+	case http.SameSiteNoneMode:
+		b.WriteString("; SameSite=None")
+	}
+}
+
+// noStoreSetCookie keeps shared caches from storing a response that sets
+// the session cookie: otherwise a cached page could hand one user's cookie
+// to everybody (Django CVE-2026-35192). "private" forbids shared caches to
+// store the response at all; no-cache="Set-Cookie" is the narrower form for
+// caches that honour it. A handler's own "no-store" or "private" is kept.
+func noStoreSetCookie(h http.Header) {
+	addVary(h)
+	cc := h.Get("Cache-Control")
+	if cc == "" {
+		h.Set("Cache-Control", `private, no-cache="Set-Cookie"`)
+		return
+	}
+	if hasDirective(cc, "no-store") || hasDirective(cc, "private") {
+		return
+	}
+	var kept []string
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.TrimSpace(d)
+		name, _, _ := strings.Cut(d, "=")
+		if d == "" || strings.EqualFold(name, "public") || strings.EqualFold(name, "s-maxage") {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	h.Set("Cache-Control", strings.Join(append([]string{"private", `no-cache="Set-Cookie"`}, kept...), ", "))
+}
+
+// addVary adds "Cookie" to Vary unless it is there already: the response
+// depends on the session cookie.
+func addVary(h http.Header) {
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			if f == "*" || strings.EqualFold(f, "Cookie") {
+				return
+			}
+		}
+	}
+	h.Add("Vary", "Cookie")
+}
+
+func hasDirective(cc, name string) bool {
+	for _, d := range strings.Split(cc, ",") {
+		d, _, _ = strings.Cut(strings.TrimSpace(d), "=")
+		if strings.EqualFold(d, name) {
+			return true
+		}
+	}
+	return false
+}

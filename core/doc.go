@@ -1,0 +1,115 @@
+// Package session gives net/http handlers server-side sessions, in the
+// manner of web.py's session module, with its known defects fixed: no lost
+// updates between overlapping requests, no killed session brought back by
+// a request in flight, expiry checked on every load, no write for a request
+// that changed nothing, JSON instead of pickle, and id rotation at login.
+//
+// # Use
+//
+// Build a Manager over a Store, wrap the application's handler with its
+// Middleware, and reach the session of a request with FromContext:
+//
+//	m, err := session.New(store, session.WithInitializer(map[string]any{"count": 0}))
+//	...
+//	http.Handle("/count", m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		s := session.FromContext(r.Context())
+//		n, _ := session.Get[int](s, "count")
+//		s.Set("count", n+1)
+//		fmt.Fprint(w, n+1)
+//	})))
+//
+// A request that never uses its session costs no store call. A session is
+// loaded on first use, and saved when the response is committed (its first
+// WriteHeader, Write or Flush, or when the handler returns): a new session
+// is stored only if something was written into it, an existing one is
+// written only if changed, and otherwise at most touched (its access time
+// refreshed) once per touch interval. Changes made after the response was
+// committed cannot carry a cookie; they fail with ErrCommitted and are
+// reported to the error handler.
+//
+// # Ids, cookies and keys
+//
+// A session id is 256 bits from crypto/rand in unpadded base64url (43
+// characters). The cookie value is checked strictly, for length, alphabet,
+// canonical encoding and, with WithSecretKey, an HMAC-SHA256 signature,
+// before anything else; anything malformed is treated as no cookie and
+// never reaches a store. An id the server did not issue is never adopted: a
+// well-formed but unknown id gets a fresh session under a new id.
+//
+// Stores never see ids. The store key of a session is the SHA-256 of its
+// id, in base64url, so a leaked table or directory yields no usable cookie,
+// and no cookie byte ever becomes part of a file name or a query.
+//
+// # Concurrency
+//
+// Each save is a compare-and-swap on the record's version. When two
+// overlapping requests change the same session, the second save conflicts;
+// it then reloads the record and re-applies only the keys its own request
+// changed, and retries. Requests that change different keys therefore both
+// keep their changes; for the same key, the request that saves last wins. A
+// save that finds the record gone (killed, regenerated or cleaned up
+// meanwhile) never re-creates it and sends no cookie.
+//
+// # The Store contract
+//
+// A Store keeps opaque records under opaque keys. Every driver must behave
+// as follows; the conformance module tests each rule.
+//
+//   - Keys are made by the manager: 1 to MaxKeyLen (128) bytes of
+//     [A-Za-z0-9_-]. A store may refuse any other key with ErrInvalidKey
+//     (see ValidKey), and must never let one reach a path or a query
+//     unvalidated.
+//   - A store never reads a clock. Every time it stores (ATime, Created)
+//     comes from its caller, and Cleanup compares against the cutoff it is
+//     given. Times come back equal (time.Time.Equal) to what was stored, up
+//     to the store's documented precision, and never later; the zone they
+//     come back in does not matter.
+//   - Load(ctx, key) returns the record, or ErrNotFound when absent.
+//   - Create(ctx, key, rec) inserts only: it returns ErrExists, changing
+//     nothing, if the key is taken (the manager then draws a new id). The
+//     stored Version is 1, whatever rec.Version says.
+//   - Update(ctx, key, rec) replaces Data and ATime only if the stored
+//     Version equals rec.Version, and stores Version+1. It returns
+//     ErrConflict, changing nothing, if the version differs, and ErrNotFound,
+//     creating nothing, if the record is gone. It never creates a record and
+//     never changes Created.
+//   - Touch(ctx, key, atime) sets ATime only, keeping Data, Created and
+//     Version. It returns ErrNotFound if the record is absent and never
+//     creates one.
+//   - Delete(ctx, key) removes the record; deleting a missing key is not an
+//     error.
+//   - Cleanup(ctx, cutoff) deletes every record whose ATime is strictly
+//     before cutoff, keeps every other record, and returns how many it
+//     deleted.
+//   - Data is opaque bytes: empty, binary (NUL bytes, invalid UTF-8) and up
+//     to the store's documented maximum size, stored byte-exact. A store
+//     that cannot hold some data returns an error wrapping ErrTooLarge and
+//     stores nothing; it never truncates.
+//   - Records returned by Load never alias memory the store keeps, and a
+//     store keeps no alias of a caller's slice: either side may modify its
+//     bytes afterwards without affecting the other.
+//   - Concurrent calls are safe. Of concurrent Creates of one key exactly
+//     one succeeds; of concurrent Updates with the same expected version
+//     exactly one succeeds.
+//   - Every method honours ctx: a cancelled or expired context ends the
+//     call with an error satisfying errors.Is(err, context.Canceled) or
+//     errors.Is(err, context.DeadlineExceeded). Errors other than the
+//     sentinels wrap their cause, so errors.Is and errors.As reach the
+//     driver's own error values.
+//   - Two store values over the same storage (two processes, two pools)
+//     see each other's writes and deletes, within a staleness bound the
+//     driver documents (0 unless it caches).
+//
+// A store that needs closing implements io.Closer; the Manager never closes
+// its store.
+//
+// # Parameters of web.py
+//
+// Each key of web.py's web.config.session_parameters has an Option:
+// cookie_name (WithCookieName), cookie_domain (WithCookieDomain),
+// cookie_path (WithCookiePath), secure (WithSecure), httponly
+// (WithHTTPOnly), samesite (WithSameSite), timeout (WithTimeout),
+// ignore_expiry (WithIgnoreExpiry), ignore_change_ip (WithIgnoreChangeIP),
+// secret_key (WithSecretKey), expired_message (WithExpiredMessage); the
+// initializer is WithInitializer or WithInitializerFunc.
+package session

@@ -1,0 +1,3 @@
+module github.com/websession/websession/core
+
+go 1.24

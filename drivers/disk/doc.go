@@ -1,0 +1,2 @@
+// Package disk is a session.Store; see the module README.
+package disk

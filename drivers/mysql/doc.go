@@ -1,0 +1,2 @@
+// Package mysql is a session.Store; see the module README.
+package mysql

@@ -1,0 +1,2 @@
+// Package postgres is a session.Store; see the module README.
+package postgres

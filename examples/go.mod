@@ -1,0 +1,3 @@
+module github.com/websession/websession/examples
+
+go 1.24
