@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -228,7 +229,7 @@ type env struct {
 func newEnv(t *testing.T, handler http.Handler, opts ...Option) *env {
 	t.Helper()
 	e := &env{t: t, store: newMapStore(), clock: newTestClock()}
-	opts = append([]Option{WithClock(e.clock), WithCleanupInterval(0)}, opts...)
+	opts = append([]Option{WithClock(e.clock), WithCleanupInterval(0), WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	m, err := New(e.store, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -380,4 +381,59 @@ func hasSetCookie(resp *http.Response, name string) bool {
 		}
 	}
 	return false
+}
+
+// storeSessionDirect stores a session holding values through m and returns
+// its id (the cookie value, unsigned managers only).
+func storeSessionDirect(t *testing.T, m *Manager, values map[string]any) string {
+	t.Helper()
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range values {
+			must(t, FromContext(r.Context()).Set(k, v))
+		}
+	}))
+	rec := newRecorder()
+	req, _ := http.NewRequest("GET", "/", nil)
+	h.ServeHTTP(rec, req)
+	v := cookieValueFrom(rec.Header(), m.cfg.cookie.name)
+	if v == "" {
+		t.Fatalf("no session cookie set: %v", rec.Header().Values("Set-Cookie"))
+	}
+	return v
+}
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (discardWriter) WriteHeader(int)             {}
+
+func hasCookieNamed(h http.Header, name string) bool { return cookieValueFrom(h, name) != "" }
+
+// cookieValueFrom returns the value of the Set-Cookie for name in h, or "".
+func cookieValueFrom(h http.Header, name string) string {
+	for _, c := range h.Values("Set-Cookie") {
+		if v, ok := strings.CutPrefix(c, name+"="); ok {
+			v, _, _ = strings.Cut(v, ";")
+			return v
+		}
+	}
+	return ""
+}
+
+func newTestLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&lockedWriter{w: w}, nil))
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
