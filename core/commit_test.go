@@ -373,4 +373,3 @@ func TestWritesSurviveClientDisconnect(t *testing.T) {
 		t.Fatalf("status %d, %d records: the save was cancelled with the request", rec.Code, st.len())
 	}
 }
-
