@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -25,21 +23,28 @@ const formatVersion = 1
 var errCorrupt = errors.New("session: stored data is not a valid session")
 
 type envelope struct {
-	ip     string
+	// ip is the creating client's IP as a JSON string literal, quotes
+	// included: it is only re-encoded or, rarely, compared, so it is kept
+	// in its stored form.
+	ip     []byte
 	values map[string]json.RawMessage
 }
 
-// encodeEnvelope appends the stored form to dst. Keys are written sorted,
-// so equal sessions encode to equal bytes.
-func encodeEnvelope(dst []byte, ip string, values map[string]json.RawMessage) []byte {
+// encodeEnvelope appends the stored form to dst. ip is a JSON string
+// literal. Keys are written sorted, so equal sessions encode to equal bytes.
+func encodeEnvelope(dst, ip []byte, values map[string]json.RawMessage) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, encodedSize(ip, values))
+	}
 	dst = append(dst, `{"v":1,"ip":`...)
-	dst = appendJSONString(dst, ip)
+	dst = append(dst, ip...)
 	dst = append(dst, `,"data":{`...)
-	keys := make([]string, 0, len(values))
+	var small [8]string
+	keys := small[:0]
 	for k := range values {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	sortStrings(keys)
 	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -51,9 +56,19 @@ func encodeEnvelope(dst []byte, ip string, values map[string]json.RawMessage) []
 	return append(dst, "}}"...)
 }
 
+// sortStrings is an insertion sort: sessions hold a handful of keys, and
+// unlike slices.Sort it lets keys stay on the caller's stack.
+func sortStrings(a []string) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
 // encodedSize is len(encodeEnvelope(nil, ip, values)) without encoding.
-func encodedSize(ip string, values map[string]json.RawMessage) int {
-	n := len(`{"v":1,"ip":,"data":{}}`) + jsonStringLen(ip)
+func encodedSize(ip []byte, values map[string]json.RawMessage) int {
+	n := len(`{"v":1,"ip":,"data":{}}`) + len(ip)
 	for k, v := range values {
 		n += jsonStringLen(k) + 1 + len(v) + 1
 	}
@@ -63,62 +78,115 @@ func encodedSize(ip string, values map[string]json.RawMessage) int {
 	return n
 }
 
-// decodeEnvelope parses the stored form. The returned raw values alias
-// data, which the caller must own (Store.Load returns a fresh copy).
+// decodeEnvelope parses the stored form. The returned raw values and ip
+// alias data, which the caller must own (Store.Load returns a fresh copy).
 func decodeEnvelope(data []byte) (envelope, error) {
 	var env envelope
 	if !json.Valid(data) {
 		return env, errCorrupt
 	}
-	p := parser{b: data}
-	if p.next() != '{' {
+	top, ok := newObjectIter(data)
+	if !ok {
 		return env, errCorrupt
 	}
-	version := -1
-	sawData := false
-	err := p.members(func(key string, val []byte) error {
-		switch key {
-		case "v":
-			n, err := strconv.Atoi(string(val))
-			if err != nil {
-				return errCorrupt
+	version, sawData := []byte(nil), false
+	for {
+		key, val, more := top.next()
+		if !more {
+			break
+		}
+		// Our writer never escapes these three names; a foreign writer
+		// that does is not us.
+		switch string(key) {
+		case `"v"`:
+			version = val
+		case `"ip"`:
+			if val[0] != '"' {
+				return env, errCorrupt
 			}
-			version = n
-		case "ip":
-			var ip string
-			if err := unquote(val, &ip); err != nil {
-				return errCorrupt
-			}
-			env.ip = ip
-		case "data":
-			if val[0] != '{' {
-				return errCorrupt
+			env.ip = val
+		case `"data"`:
+			obj, ok := newObjectIter(val)
+			if !ok {
+				return env, errCorrupt
 			}
 			sawData = true
-			env.values = make(map[string]json.RawMessage)
-			q := parser{b: val}
-			q.next()
-			return q.members(func(k string, v []byte) error {
-				env.values[k] = json.RawMessage(v)
-				return nil
-			})
+			if env.values == nil { // a repeated "data" merges, as in encoding/json
+				env.values = make(map[string]json.RawMessage)
+			}
+			for {
+				k, v, more := obj.next()
+				if !more {
+					break
+				}
+				name, err := unquote(k)
+				if err != nil {
+					return env, errCorrupt
+				}
+				env.values[name] = v
+			}
+			if obj.err {
+				return env, errCorrupt
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return env, err
 	}
-	if version != formatVersion {
-		return env, fmt.Errorf("%w: format version %d, want %d", errCorrupt, version, formatVersion)
-	}
-	if !sawData {
+	switch {
+	case top.err || !sawData:
 		return env, errCorrupt
+	case string(version) != "1":
+		return env, fmt.Errorf("%w: format version %q, want %d", errCorrupt, version, formatVersion)
+	}
+	if env.ip == nil {
+		env.ip = []byte(`""`)
 	}
 	return env, nil
 }
 
-// parser walks JSON already checked by json.Valid, so it only has to find
-// where things end.
+// objectIter walks the members of a JSON object already checked by
+// json.Valid, so it only has to find where things end.
+type objectIter struct {
+	p     parser
+	first bool
+	err   bool
+}
+
+func newObjectIter(b []byte) (objectIter, bool) {
+	it := objectIter{p: parser{b: b}, first: true}
+	return it, it.p.next() == '{'
+}
+
+// next returns the next member's raw key (quotes included) and raw value.
+func (it *objectIter) next() (key, val []byte, ok bool) {
+	p := &it.p
+	if it.err {
+		return nil, nil, false
+	}
+	c := p.next()
+	switch {
+	case c == '}':
+		return nil, nil, false
+	case it.first:
+		p.i-- // the opening quote of the first key
+	case c != ',':
+		it.err = true
+		return nil, nil, false
+	}
+	it.first = false
+	p.skipSpace()
+	start := p.i
+	p.skipString()
+	key = p.b[start:p.i]
+	if p.next() != ':' {
+		it.err = true
+		return nil, nil, false
+	}
+	p.skipSpace()
+	vs := p.i
+	p.skipValue()
+	return key, p.b[vs:p.i], true
+}
+
+// parser finds the ends of strings and values.
 type parser struct {
 	b []byte
 	i int
@@ -144,40 +212,6 @@ func (p *parser) next() byte {
 	c := p.b[p.i]
 	p.i++
 	return c
-}
-
-// members calls fn for each member of the object whose '{' was consumed.
-func (p *parser) members(fn func(key string, val []byte) error) error {
-	p.skipSpace()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-		return nil
-	}
-	for {
-		p.skipSpace()
-		start := p.i
-		p.skipString()
-		var key string
-		if err := unquote(p.b[start:p.i], &key); err != nil {
-			return errCorrupt
-		}
-		if p.next() != ':' {
-			return errCorrupt
-		}
-		p.skipSpace()
-		vs := p.i
-		p.skipValue()
-		if err := fn(key, p.b[vs:p.i]); err != nil {
-			return err
-		}
-		switch p.next() {
-		case ',':
-		case '}':
-			return nil
-		default:
-			return errCorrupt
-		}
-	}
 }
 
 // skipString moves past the string starting at p.i.
@@ -230,8 +264,9 @@ func (p *parser) skipValue() {
 	}
 }
 
-// unquote decodes a JSON string, quickly when it holds no escapes.
-func unquote(b []byte, dst *string) error {
+// unquote decodes a JSON string literal, without encoding/json when it
+// holds no escapes.
+func unquote(b []byte) (string, error) {
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
 		inner := b[1 : len(b)-1]
 		plain := true
@@ -242,11 +277,12 @@ func unquote(b []byte, dst *string) error {
 			}
 		}
 		if plain {
-			*dst = string(inner)
-			return nil
+			return string(inner), nil
 		}
 	}
-	return json.Unmarshal(b, dst)
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 // appendJSONString appends s as a JSON string, escaping as encoding/json

@@ -82,7 +82,7 @@ func (m *Manager) writeCookie(h http.Header, id string) {
 		b.WriteString(strconv.FormatInt(int64(c.maxAge.Seconds()), 10))
 	}
 	m.writeAttrs(&b)
-	h.Add("Set-Cookie", b.String())
+	h["Set-Cookie"] = append(h["Set-Cookie"], b.String())
 	noStoreSetCookie(h)
 }
 
@@ -120,6 +120,8 @@ func (m *Manager) writeAttrs(b *strings.Builder) {
 	}
 }
 
+const privateNoCacheSetCookie = `private, no-cache="Set-Cookie"`
+
 // noStoreSetCookie keeps shared caches from storing a response that sets
 // the session cookie: otherwise a cached page could hand one user's cookie
 // to everybody (Django CVE-2026-35192). "private" forbids shared caches to
@@ -129,7 +131,7 @@ func noStoreSetCookie(h http.Header) {
 	addVary(h)
 	cc := h.Get("Cache-Control")
 	if cc == "" {
-		h.Set("Cache-Control", `private, no-cache="Set-Cookie"`)
+		h["Cache-Control"] = []string{privateNoCacheSetCookie}
 		return
 	}
 	if hasDirective(cc, "no-store") || hasDirective(cc, "private") {
@@ -150,19 +152,23 @@ func noStoreSetCookie(h http.Header) {
 // addVary adds "Cookie" to Vary unless it is there already: the response
 // depends on the session cookie.
 func addVary(h http.Header) {
-	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
+	for _, v := range h["Vary"] {
+		for v != "" {
+			var f string
+			f, v, _ = strings.Cut(v, ",")
 			f = strings.TrimSpace(f)
 			if f == "*" || strings.EqualFold(f, "Cookie") {
 				return
 			}
 		}
 	}
-	h.Add("Vary", "Cookie")
+	h["Vary"] = append(h["Vary"], "Cookie")
 }
 
 func hasDirective(cc, name string) bool {
-	for _, d := range strings.Split(cc, ",") {
+	for cc != "" {
+		var d string
+		d, cc, _ = strings.Cut(cc, ",")
 		d, _, _ = strings.Cut(strings.TrimSpace(d), "=")
 		if strings.EqualFold(d, name) {
 			return true

@@ -60,7 +60,8 @@ func isB64URL(c byte) bool {
 // never sees the id itself, so a leaked table or directory holds no usable
 // cookie, and no cookie byte ever becomes part of a path or a query.
 func storeKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
+	var buf [idLen]byte // on the stack: []byte(id) would escape at 43 bytes
+	sum := sha256.Sum256(buf[:copy(buf[:], id)])
 	var out [idLen]byte
 	b64.Encode(out[:], sum[:])
 	return string(out[:])

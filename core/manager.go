@@ -221,9 +221,19 @@ func (m *Manager) FromContext(ctx context.Context) *Session {
 	return nil
 }
 
-// writeCtx is the context of store writes: the request's values, but not
+// detached is the context of store writes: the request's values, but not
 // its cancellation. Once the handler has decided to change a session, the
-// change is saved even if the client has gone away meanwhile.
-func writeCtx(r *http.Request) context.Context {
-	return context.WithoutCancel(r.Context())
+// change is saved even if the client has gone away meanwhile. It is
+// context.WithoutCancel, kept inside the Session to save an allocation.
+type detached struct{ context.Context }
+
+func (detached) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (detached) Done() <-chan struct{}       { return nil }
+func (detached) Err() error                  { return nil }
+
+func (s *Session) writeCtx() context.Context {
+	if s.wctx.Context == nil {
+		s.wctx.Context = s.req.Context()
+	}
+	return &s.wctx
 }

@@ -37,14 +37,22 @@ type Session struct {
 	id      string                     // current id; "" for a new session until one is needed
 	key     string                     // store key of the loaded record
 	rec     Record                     // loaded record's metadata (Data dropped)
-	ip      string                     // client IP that created the session
+	ip      []byte                     // client IP that created the session, as a JSON string
 	values  map[string]json.RawMessage // current values, each immutable once stored here
-	changes map[string]json.RawMessage // what this request changed; nil value = deleted
+	changes []change                   // what this request changed, in order
+	chBuf   [2]change                  // backing for changes: most requests change one or two keys
 	cleared bool                       // Clear was called: start from empty on a retry
 	killed  bool
 	regen   bool // Regenerate was called: new id at commit
 	done    bool // committed: further changes are late
 	late    error
+	wctx    detached // context of store writes, see writeCtx
+}
+
+// change is one key set (raw != nil) or deleted (raw == nil) by this request.
+type change struct {
+	key string
+	raw json.RawMessage
 }
 
 type loadState uint8
@@ -74,12 +82,12 @@ func (s *Session) load() {
 		case derr != nil:
 			// Not ours or damaged: never a 500 for this browser forever.
 			m.log().WarnContext(s.req.Context(), "session: discarding undecodable session", "err", derr)
-			m.discard(s.req, key)
+			m.discard(s, key)
 			err = ErrNotFound
 		case m.expired(rec, m.cfg.clock.Now()):
-			m.discard(s.req, key)
+			m.discard(s, key)
 			err = ErrNotFound
-		case !m.cfg.ignoreChangeIP && env.ip != m.cfg.clientIP(s.req):
+		case !m.cfg.ignoreChangeIP && !sameIP(env.ip, m.cfg.clientIP(s.req)):
 			s.rejected = true
 			s.startFresh()
 			return
@@ -109,10 +117,16 @@ func (m *Manager) expired(rec Record, now time.Time) bool {
 }
 
 // discard deletes a record that load refused, best effort.
-func (m *Manager) discard(r *http.Request, key string) {
-	if err := m.store.Delete(writeCtx(r), key); err != nil {
-		m.log().WarnContext(r.Context(), "session: deleting an expired session failed", "err", err)
+func (m *Manager) discard(s *Session, key string) {
+	if err := m.store.Delete(s.writeCtx(), key); err != nil {
+		m.log().WarnContext(s.req.Context(), "session: deleting an expired session failed", "err", err)
 	}
+}
+
+// sameIP compares a stored IP (a JSON string) with a client IP.
+func sameIP(stored []byte, ip string) bool {
+	s, err := unquote(stored)
+	return err == nil && s == ip
 }
 
 // startFresh makes s a new session holding the initial values.
@@ -121,7 +135,7 @@ func (s *Session) startFresh() {
 	s.state = fresh
 	s.id, s.key, s.rec = "", "", Record{}
 	s.changes, s.cleared, s.regen = nil, false, false
-	s.ip = m.cfg.clientIP(s.req)
+	s.ip = appendJSONString(nil, m.cfg.clientIP(s.req))
 	s.values = make(map[string]json.RawMessage, len(m.cfg.initializer))
 	maps.Copy(s.values, m.cfg.initializer) // the raw values are never mutated in place
 	if f := m.cfg.initializerFunc; f != nil {
@@ -155,10 +169,16 @@ func (s *Session) ready(op string) error {
 }
 
 func (s *Session) change(key string, raw json.RawMessage) {
-	if s.changes == nil {
-		s.changes = make(map[string]json.RawMessage, 2)
+	for i := range s.changes {
+		if s.changes[i].key == key {
+			s.changes[i].raw = raw
+			return
+		}
 	}
-	s.changes[key] = raw
+	if s.changes == nil {
+		s.changes = s.chBuf[:0]
+	}
+	s.changes = append(s.changes, change{key, raw})
 }
 
 // ID returns the session's id, the value its cookie carries (without a
@@ -284,7 +304,7 @@ func (s *Session) Clear() error {
 		return nil
 	}
 	clear(s.values)
-	s.cleared, s.changes = true, nil
+	s.cleared, s.changes = true, s.changes[:0]
 	return nil
 }
 
@@ -311,7 +331,7 @@ func (s *Session) Kill() error {
 		key = storeKey(s.cookieID) // never loaded: no need to, to delete it
 	}
 	if key != "" {
-		if err := s.m.store.Delete(writeCtx(s.req), key); err != nil {
+		if err := s.m.store.Delete(s.writeCtx(), key); err != nil {
 			return fmt.Errorf("session: kill: %w", err)
 		}
 	}
@@ -382,7 +402,7 @@ func (s *Session) commit(h http.Header) error {
 // regenerated one whose old record (oldKey) is then deleted.
 func (s *Session) insert(h http.Header, now, created time.Time, oldKey string) error {
 	m := s.m
-	ctx := writeCtx(s.req)
+	ctx := s.writeCtx()
 	data := encodeEnvelope(nil, s.ip, s.values)
 	if len(data) > m.cfg.maxDataSize {
 		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, len(data), m.cfg.maxDataSize)
@@ -429,7 +449,7 @@ func (s *Session) insert(h http.Header, now, created time.Time, oldKey string) e
 // cookie is sent.
 func (s *Session) update(h http.Header, now time.Time) error {
 	m := s.m
-	ctx := writeCtx(s.req)
+	ctx := s.writeCtx()
 	var buf []byte
 	for attempt := 0; ; attempt++ {
 		buf = encodeEnvelope(buf[:0], s.ip, s.values)
@@ -465,11 +485,11 @@ func (s *Session) update(h http.Header, now time.Time) error {
 			if s.cleared {
 				clear(env.values)
 			}
-			for k, v := range s.changes {
-				if v == nil {
-					delete(env.values, k)
+			for _, c := range s.changes {
+				if c.raw == nil {
+					delete(env.values, c.key)
 				} else {
-					env.values[k] = v
+					env.values[c.key] = c.raw
 				}
 			}
 			s.values, s.ip = env.values, env.ip
@@ -489,7 +509,7 @@ func (s *Session) touch(h http.Header, now time.Time) error {
 	if now.Sub(s.rec.ATime) < m.cfg.touchInterval {
 		return nil
 	}
-	err := m.store.Touch(writeCtx(s.req), s.key, now)
+	err := m.store.Touch(s.writeCtx(), s.key, now)
 	switch {
 	case err == nil:
 		s.rec.ATime = now
@@ -554,7 +574,11 @@ func decodeValue(raw json.RawMessage, dst any) error {
 		}
 	case *string:
 		if len(raw) >= 2 && raw[0] == '"' {
-			return unquote(raw, p)
+			v, err := unquote(raw)
+			if err == nil {
+				*p = v
+			}
+			return err
 		}
 	}
 	return json.Unmarshal(raw, dst)

@@ -1,0 +1,259 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	session "github.com/websession/websession/core"
+	"github.com/websession/websession/drivers/memory"
+)
+
+// benchWriter is a ResponseWriter that costs nothing, so that a benchmark
+// measures the middleware and not httptest.ResponseRecorder.
+type benchWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *benchWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = 200
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+func (w *benchWriter) reset() {
+	clear(w.h)
+	w.status = 0
+	w.body = w.body[:0]
+}
+
+func newBenchManager(b *testing.B, store session.Store) *session.Manager {
+	m, err := session.New(store,
+		session.WithInitializer(map[string]any{"count": 0}),
+		session.WithCleanupInterval(0),
+		session.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+var (
+	counterHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		n, err := session.Get[int](s, "count")
+		if err == nil {
+			err = s.Set("count", n+1)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(strconv.AppendInt(nil, int64(n+1), 10))
+	})
+	readHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := session.Get[int](session.FromContext(r.Context()), "count")
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(strconv.AppendInt(nil, int64(n), 10))
+	})
+	plainHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})
+)
+
+// existingSession runs one counter request and returns the Cookie header
+// that continues its session.
+func existingSession(b *testing.B, h http.Handler) string {
+	w := &benchWriter{h: http.Header{}}
+	r, _ := http.NewRequest("GET", "/", nil)
+	h.ServeHTTP(w, r)
+	c := w.h.Get("Set-Cookie")
+	name, rest, _ := cut(c, ";")
+	if w.status != 200 || name == "" {
+		b.Fatalf("setup request failed: %d %q", w.status, w.body)
+	}
+	_ = rest
+	return name
+}
+
+func cut(s, sep string) (string, string, bool) {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}
+
+// BenchmarkMiddleware measures one request through the session middleware
+// over the memory store: Untouched (the handler never looks at the
+// session, against NoMiddleware), ReadOnly (an existing session is loaded
+// and one value read), Counter (web.py's counter on an existing session)
+// and New (a request without cookie creates a session with one value).
+func BenchmarkMiddleware(b *testing.B) {
+	b.Run("NoMiddleware", func(b *testing.B) {
+		w := &benchWriter{h: http.Header{}}
+		r, _ := http.NewRequest("GET", "/", nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			w.reset()
+			plainHandler.ServeHTTP(w, r)
+		}
+	})
+	b.Run("Untouched", func(b *testing.B) {
+		m := newBenchManager(b, memory.New())
+		cookie := existingSession(b, m.Middleware(counterHandler))
+		h := m.Middleware(plainHandler)
+		w := &benchWriter{h: http.Header{}}
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", cookie)
+		b.ReportAllocs()
+		for b.Loop() {
+			w.reset()
+			h.ServeHTTP(w, r)
+		}
+		if string(w.body) != "ok" || len(w.h) != 0 {
+			b.Fatalf("untouched request changed the response: %q %v", w.body, w.h)
+		}
+	})
+	b.Run("ReadOnly", func(b *testing.B) {
+		m := newBenchManager(b, memory.New())
+		cookie := existingSession(b, m.Middleware(counterHandler))
+		h := m.Middleware(readHandler)
+		w := &benchWriter{h: http.Header{}}
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", cookie)
+		b.ReportAllocs()
+		for b.Loop() {
+			w.reset()
+			h.ServeHTTP(w, r)
+		}
+		if string(w.body) != "1" {
+			b.Fatalf("read %q, want 1", w.body)
+		}
+	})
+	b.Run("Counter", func(b *testing.B) {
+		m := newBenchManager(b, memory.New())
+		cookie := existingSession(b, m.Middleware(counterHandler))
+		h := m.Middleware(counterHandler)
+		w := &benchWriter{h: http.Header{}}
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", cookie)
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			w.reset()
+			h.ServeHTTP(w, r)
+			n++
+		}
+		if want := strconv.Itoa(n + 1); string(w.body) != want {
+			b.Fatalf("count %q after %d increments, want %s", w.body, n, want)
+		}
+	})
+	b.Run("New", func(b *testing.B) {
+		store := memory.New()
+		m := newBenchManager(b, store)
+		h := m.Middleware(counterHandler)
+		w := &benchWriter{h: http.Header{}}
+		r, _ := http.NewRequest("GET", "/", nil)
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			w.reset()
+			h.ServeHTTP(w, r)
+			n++
+		}
+		if store.Len() != n || w.h.Get("Set-Cookie") == "" {
+			b.Fatalf("%d sessions stored after %d new-session requests", store.Len(), n)
+		}
+	})
+	b.Run("ReadOnlyParallel", func(b *testing.B) {
+		m := newBenchManager(b, memory.New())
+		h := m.Middleware(readHandler)
+		setup := m.Middleware(counterHandler)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			cookie := existingSession(b, setup)
+			w := &benchWriter{h: http.Header{}}
+			r, _ := http.NewRequest("GET", "/", nil)
+			r.Header.Set("Cookie", cookie)
+			ran := false
+			for pb.Next() {
+				w.reset()
+				h.ServeHTTP(w, r)
+				ran = true
+			}
+			if ran && string(w.body) != "1" {
+				b.Errorf("read %q", w.body)
+			}
+		})
+	})
+	b.Run("CounterParallel", func(b *testing.B) {
+		m := newBenchManager(b, memory.New())
+		h := m.Middleware(counterHandler)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			cookie := existingSession(b, h)
+			w := &benchWriter{h: http.Header{}}
+			r, _ := http.NewRequest("GET", "/", nil)
+			r.Header.Set("Cookie", cookie)
+			n := 1
+			for pb.Next() {
+				w.reset()
+				h.ServeHTTP(w, r)
+				n++
+			}
+			if n > 1 && string(w.body) != strconv.Itoa(n) {
+				b.Errorf("count %q, want %d", w.body, n)
+			}
+		})
+	})
+}
+
+// BenchmarkMillionSessions fills the store with a million counter sessions,
+// as the middleware stores them, and reports the heap cost per session.
+func BenchmarkMillionSessions(b *testing.B) {
+	const n = 1_000_000
+	data := []byte(`{"v":1,"ip":"192.0.2.1","data":{"count":1}}`)
+	now := time.Now()
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := memory.New()
+		ctx := context.Background()
+		for i := 0; i < n; i++ {
+			// Keys shaped like the manager's: 43 base64url characters.
+			key := fmt.Sprintf("%043d", i)
+			if err := s.Create(ctx, key, session.Record{Data: data, ATime: now, Created: now}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if s.Len() != n {
+			b.Fatalf("Len = %d", s.Len())
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/session")
+		runtime.KeepAlive(s)
+	}
+}
