@@ -1,0 +1,108 @@
+// Command counter is web.py's session example in Go: /count increments the
+// session's count and returns it, /reset kills the session.
+//
+//	go run ./examples/counter
+//	curl -c jar -b jar localhost:8080/count   # 1, then 2, 3, ...
+//	curl -c jar -b jar localhost:8080/reset
+//
+// Flags choose the store: -store memory (in this process only), and the
+// other drivers as they are built in (see -h).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	session "github.com/websession/websession/core"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "counter:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, serves until ctx ends, and shuts down cleanly (so a disk
+// store closes its watcher and a database pool its connections).
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("counter", flag.ContinueOnError)
+	addr := fs.String("addr", ":8080", "address to listen on")
+	storeName := fs.String("store", defaultStore, "session store: "+storeNames())
+	dir := fs.String("dir", "./sessions", "directory of the disk store")
+	dsn := fs.String("dsn", "", "data source name of the postgres or mysql store")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	store, describe, closeStore, err := openStore(ctx, *storeName, *dir, *dsn)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	m, err := session.New(store, session.WithInitializer(map[string]any{"count": 0}))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: m.Middleware(newMux()), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "counter: listening on http://%s, sessions in the %s\n", ln.Addr(), describe)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newMux is the application: web.py's count and reset.
+func newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /count", func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		n, err := session.Get[int](s, "count")
+		if err == nil {
+			err = s.Set("count", n+1)
+		}
+		if err != nil {
+			slog.ErrorContext(r.Context(), "count", "err", err)
+			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, strconv.Itoa(n+1))
+	})
+	mux.HandleFunc("GET /reset", func(w http.ResponseWriter, r *http.Request) {
+		if err := session.FromContext(r.Context()).Kill(); err != nil {
+			slog.ErrorContext(r.Context(), "reset", "err", err)
+			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		}
+	})
+	return mux
+}
