@@ -213,6 +213,28 @@ func TestStoreLoadFailure(t *testing.T) {
 	}
 }
 
+func TestFailedSaveDropsTheHandlersRepresentationHeaders(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		must(t, FromContext(r.Context()).Set("x", 1))
+		w.Header().Set("Location", "/elsewhere")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("X-Request-Id", "kept")
+		w.WriteHeader(http.StatusSeeOther)
+	})
+	e := newEnv(t, h)
+	e.store.setFail("Create", errors.New("read-only database"))
+	resp, _ := e.rawGet("/", "")
+	if resp.StatusCode != 500 {
+		t.Fatalf("status %d, want 500", resp.StatusCode)
+	}
+	if resp.Header.Get("Location") != "" || resp.Header.Get("Content-Encoding") != "" || hasSetCookie(resp, DefaultCookieName) {
+		t.Fatalf("the error response carries the handler's headers: %v", resp.Header)
+	}
+	if resp.Header.Get("X-Request-Id") != "kept" {
+		t.Fatal("unrelated headers were dropped")
+	}
+}
+
 func TestStoreWriteFailureDefault(t *testing.T) {
 	var logs bytes.Buffer
 	e := newEnv(t, counterMux(), WithInitializer(map[string]any{"count": 0}), WithLogger(newTestLogger(&logs)))

@@ -25,10 +25,23 @@ type responseWriter struct {
 
 func (w *responseWriter) commit() {
 	w.committed = true
-	if err := w.s.commit(w.ResponseWriter.Header()); err != nil {
+	h := w.ResponseWriter.Header()
+	if err := w.s.commit(h); err != nil {
 		w.failed = true
+		// The error response replaces the handler's: drop what described
+		// the handler's representation, which would misdescribe this one.
+		for _, k := range replacedHeaders {
+			delete(h, k)
+		}
 		w.s.m.cfg.errorHandler(w.ResponseWriter, w.s.req, err)
 	}
+}
+
+// replacedHeaders describe a response body or point elsewhere; they must
+// not survive onto the error handler's response.
+var replacedHeaders = []string{
+	"Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+	"Content-Range", "Content-Type", "Etag", "Last-Modified", "Location", "Set-Cookie",
 }
 
 func (w *responseWriter) WriteHeader(code int) {
