@@ -1,0 +1,13 @@
+module github.com/websession/websession/examples/syncmapstore
+
+go 1.24
+
+require (
+	github.com/websession/websession/conformance v0.0.0
+	github.com/websession/websession/core v0.0.0
+)
+
+replace (
+	github.com/websession/websession/conformance => ../../conformance
+	github.com/websession/websession/core => ../../core
+)
