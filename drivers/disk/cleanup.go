@@ -1,0 +1,194 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	session "github.com/websession/websession/core"
+)
+
+// SweepResult tells what a Sweep did.
+type SweepResult struct {
+	// Deleted counts the sessions removed because their ATime was before
+	// the cutoff.
+	Deleted int
+	// TempRemoved counts temp files left by writers that crashed.
+	TempRemoved int
+	// Skipped counts entries that are not sessions of this store (foreign
+	// or corrupt files, directories, links), left in place. Each is logged
+	// the first time this store meets it.
+	Skipped int
+}
+
+// Cleanup implements session.Store: it is Sweep, returning the number of
+// sessions deleted.
+func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
+	r, err := s.Sweep(ctx, cutoff)
+	return r.Deleted, err
+}
+
+// Sweep deletes every session whose ATime is strictly before cutoff and the
+// temp files that crashed writers left behind. It reads only the 48-byte
+// header of each session file, never its data, and takes each
+// subdirectory's write lock only if it found something to delete there,
+// and only for the deletions (rechecking each file under the lock). Files
+// that vanish under it are passed over; anything that is not a session of
+// this store is left alone, counted in Skipped, and logged once: unlike
+// web.py's DiskStore, which deletes anything old in its directory, a
+// misconfigured root never costs someone's files.
+//
+// Sweep checks ctx between files and stops, with what it did so far and an
+// error wrapping ctx's, when ctx ends.
+func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (SweepResult, error) {
+	var r SweepResult
+	if err := s.enter(ctx, "cleanup"); err != nil {
+		return r, err
+	}
+	defer s.leave()
+	if err := s.sweepRoot(ctx, &r); err != nil {
+		return r, fmt.Errorf("disk: cleanup: %w", err)
+	}
+	for i := range s.shards {
+		if err := s.sweepShard(ctx, i, cutoff, &r); err != nil {
+			return r, fmt.Errorf("disk: cleanup: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// sweepRoot reports what is in the root besides the shard directories.
+func (s *Store) sweepRoot(ctx context.Context, r *SweepResult) error {
+	entries, err := readDir(s.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := s.sweepCheck(ctx); err != nil {
+			return err
+		}
+		if isShardName(e.Name()) && e.IsDir() {
+			continue
+		}
+		r.Skipped++
+		s.reportOnce(filepath.Join(s.root, e.Name()), "disk: cleanup skipped an entry that is not a session subdirectory", nil)
+	}
+	return nil
+}
+
+func (s *Store) sweepCheck(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closing.Load() {
+		return session.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *SweepResult) error {
+	sh := &s.shards[i]
+	entries, err := readDir(sh.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var expired, temps []string
+	for _, e := range entries {
+		if err := s.sweepCheck(ctx); err != nil {
+			return err
+		}
+		name := e.Name()
+		path := sh.dir + string(filepath.Separator) + name
+		switch {
+		case name == lockName:
+			continue
+		case strings.HasPrefix(name, tempPrefix) && e.Type().IsRegular():
+			temps = append(temps, path)
+			continue
+		}
+		key, ok := keyOfName(name)
+		if !ok || shardOf(key) != i || !e.Type().IsRegular() {
+			r.Skipped++
+			s.reportOnce(path, "disk: cleanup skipped a file that is not a session", nil)
+			continue
+		}
+		if s.testHookSweepEntry != nil {
+			s.testHookSweepEntry(path)
+		}
+		h, err := s.readHeader(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // deleted or replaced meanwhile: nothing to do
+		case err != nil:
+			// Corrupt, unreadable (permissions), or an I/O error on this
+			// one file: none is a reason to stop cleaning the others.
+			r.Skipped++
+			s.reportOnce(path, "disk: cleanup skipped a file it cannot read as a session", err)
+			continue
+		}
+		if h.atime.Before(cutoff) {
+			expired = append(expired, key)
+		}
+	}
+	if len(expired) == 0 && len(temps) == 0 {
+		return nil
+	}
+	if err := s.lock(ctx, sh); err != nil {
+		return err
+	}
+	defer s.unlock(sh)
+	removed := false
+	for _, key := range expired {
+		_, path := s.path(key)
+		// Recheck under the lock: the session may have been used since.
+		h, err := s.readHeader(path)
+		if err != nil || !h.atime.Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		s.cache.evict(i, key)
+		r.Deleted++
+		removed = true
+	}
+	// Writers hold this lock from creating a temp file to renaming or
+	// removing it, so every temp file still here now was left by a writer
+	// that died; no clock or mtime is needed to tell.
+	for _, path := range temps {
+		if err := os.Remove(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		r.TempRemoved++
+		removed = true
+	}
+	if removed && s.durable {
+		return syncDir(sh.dir)
+	}
+	return nil
+}
+
+// readDir lists dir without sorting (os.ReadDir sorts, which a sweep does
+// not need).
+func readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}

@@ -1,0 +1,50 @@
+//go:build unix
+
+package disk_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	session "github.com/websession/websession/core"
+	"github.com/websession/websession/drivers/disk"
+)
+
+func Example() {
+	dir, err := os.MkdirTemp("", "sessions")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// In an application: disk.New("./sessions"), then session.New(store).
+	store, err := disk.New(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	ctx := context.Background()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	if err := store.Create(ctx, "key1", session.Record{Data: []byte(`{"count":1}`), ATime: now, Created: now}); err != nil {
+		log.Fatal(err)
+	}
+	rec, err := store.Load(ctx, "key1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s version %d, atime exact: %v\n", rec.Data, rec.Version, rec.ATime.Equal(now))
+
+	err = store.Create(ctx, "key1", session.Record{ATime: now, Created: now})
+	fmt.Println("second Create:", err)
+
+	n, err := store.Cleanup(ctx, now.Add(time.Hour))
+	fmt.Println("cleaned up:", n, err)
+	// Output:
+	// {"count":1} version 1, atime exact: true
+	// second Create: session: record already exists
+	// cleaned up: 1 <nil>
+}
