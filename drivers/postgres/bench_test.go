@@ -1,0 +1,212 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	session "github.com/websession/websession/core"
+)
+
+// BenchmarkOps measures each store operation against the server, one at a
+// time on one warm connection, with the round trips each makes
+// (trips/op, counted on the wire as in TestRoundTrips).
+func BenchmarkOps(b *testing.B) {
+	dsn := testDSN(b)
+	db, d := countingDB(b, dsn)
+	s := newStore(b, db, WithSchema(newSchema(b)))
+	ctx := context.Background()
+	data := make([]byte, 200) // about what a small JSON session encodes to
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	mustCreateB := func(key string) {
+		if err := s.Create(ctx, key, session.Record{Data: data, ATime: t0, Created: t0}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mustCreateB("hot")
+	version := uint64(1)
+	report := func(b *testing.B, start int64) {
+		b.ReportMetric(float64(d.trips.Load()-start)/float64(b.N), "trips/op")
+	}
+	run := func(name string, setup func(b *testing.B), op func(i int) error) {
+		b.Run(name, func(b *testing.B) {
+			if setup != nil {
+				setup(b)
+			}
+			if err := op(-1); err != nil { // warm: prepares the statement
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			start := d.trips.Load()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := op(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			report(b, start)
+		})
+	}
+	prefix := ""
+	run("Load", nil, func(int) error { _, err := s.Load(ctx, "hot"); return err })
+	run("Create", func(*testing.B) { prefix = randHex(4) }, func(i int) error {
+		return s.Create(ctx, fmt.Sprintf("c%s_%d", prefix, i), session.Record{Data: data, ATime: t0, Created: t0})
+	})
+	run("Update", nil, func(int) error {
+		err := s.Update(ctx, "hot", session.Record{Data: data, ATime: t0, Version: version})
+		version++
+		return err
+	})
+	run("Touch", nil, func(int) error { return s.Touch(ctx, "hot", t0) })
+	run("Delete", func(b *testing.B) {
+		prefix = randHex(4)
+		if _, err := admin(b).Exec(`INSERT INTO `+s.Table()+` SELECT $1 || g, '', $2, $2, 1 FROM generate_series(-1, $3::int) g`, "d"+prefix+"_", t0, b.N); err != nil {
+			b.Fatal(err)
+		}
+	}, func(i int) error { return s.Delete(ctx, fmt.Sprintf("d%s_%d", prefix, i)) })
+}
+
+// BenchmarkRequests measures whole requests through a session.Manager
+// over the store (httptest server and client included), with the round
+// trips to PostgreSQL each makes.
+func BenchmarkRequests(b *testing.B) {
+	dsn := testDSN(b)
+	db, d := countingDB(b, dsn)
+	s := newStore(b, db, WithSchema(newSchema(b)))
+	for _, kind := range []string{"read-only", "counter", "new"} {
+		b.Run(kind, func(b *testing.B) {
+			get, _ := requestClient(b, s)
+			if kind != "new" {
+				get("/count", true) // the session the requests then use
+			}
+			path := map[string]string{"read-only": "/read", "counter": "/count", "new": "/count"}[kind]
+			keep := kind != "new"
+			get(path, keep)
+			start := d.trips.Load()
+			b.ResetTimer()
+			for range b.N {
+				get(path, keep)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(d.trips.Load()-start)/float64(b.N), "trips/op")
+		})
+	}
+}
+
+// BenchmarkCleanupMillion deletes a million expired rows (made by one
+// INSERT ... SELECT generate_series) in batches while readers keep loading
+// live sessions, and reports the readers' latency during the cleanup next
+// to their latency over the same table without a cleanup (for two seconds
+// before it): a long lock or one giant transaction would show as a gap
+// between the two. Run it with -benchtime=1x; each iteration refills the
+// table.
+func BenchmarkCleanupMillion(b *testing.B) {
+	for _, batch := range []int{DefaultCleanupBatch, 5000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchCleanupMillion(b, batch) })
+	}
+}
+
+func benchCleanupMillion(b *testing.B, batch int) {
+	const expired, live, readers = 1_000_000, 1000, 2
+	dsn := testDSN(b)
+	s := newStore(b, openDB(b, dsn), WithSchema(newSchema(b)), WithCleanupBatch(batch))
+	ctx := context.Background()
+	for i := range live {
+		if err := s.Create(ctx, fmt.Sprint("live", i), session.Record{Data: []byte("live"), ATime: t0, Created: t0}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// readWhile runs the readers until fn returns and gives their
+	// latencies.
+	readWhile := func(fn func()) []time.Duration {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var lat []time.Duration
+		var readErr atomic.Value
+		for r := range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(r), 1))
+				var mine []time.Duration
+				for {
+					select {
+					case <-stop:
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+						return
+					default:
+					}
+					start := time.Now()
+					if _, err := s.Load(ctx, fmt.Sprint("live", rng.IntN(live))); err != nil {
+						readErr.Store(err)
+					}
+					mine = append(mine, time.Since(start))
+				}
+			}()
+		}
+		fn()
+		close(stop)
+		wg.Wait()
+		if err, _ := readErr.Load().(error); err != nil {
+			b.Fatalf("a reader failed: %v", err)
+		}
+		return lat
+	}
+	var during, idle []time.Duration
+	var cleanupTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		if _, err := admin(b).Exec(`INSERT INTO `+s.Table()+` (session_id, data, atime, created, version)
+SELECT 'old' || g, '\x00'::bytea, $1::timestamptz - g * interval '1 millisecond', $1::timestamptz - interval '1 day', 1
+FROM generate_series(1, $2::int) AS g`, t0.Add(-time.Hour), expired); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := admin(b).Exec(`VACUUM ANALYZE ` + s.Table()); err != nil {
+			b.Fatal(err)
+		}
+		idle = append(idle, readWhile(func() { time.Sleep(2 * time.Second) })...) // a measuring window, not a wait for expiry
+
+		var n int
+		var err error
+		during = append(during, readWhile(func() {
+			b.StartTimer()
+			start := time.Now()
+			n, err = s.Cleanup(ctx, t0)
+			cleanupTime += time.Since(start)
+			b.StopTimer()
+		})...)
+		if err != nil || n != expired {
+			b.Fatalf("Cleanup = %d, %v; want %d", n, err, expired)
+		}
+	}
+	b.ReportMetric(cleanupTime.Seconds()/float64(b.N), "cleanup-s/op")
+	b.ReportMetric(float64(expired)/(cleanupTime.Seconds()/float64(b.N)), "rows/s")
+	report := func(lat []time.Duration, label string) {
+		if len(lat) == 0 {
+			return
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		var sum time.Duration
+		for _, l := range lat {
+			sum += l
+		}
+		b.ReportMetric(float64(sum.Microseconds())/float64(len(lat)), label+"-avg-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), label+"-p99-µs")
+		b.ReportMetric(float64(lat[len(lat)*999/1000].Microseconds()), label+"-p999-µs")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), label+"-max-µs")
+	}
+	report(during, "read")
+	report(idle, "idle-read")
+}
