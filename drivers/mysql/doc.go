@@ -1,2 +1,54 @@
-// Package mysql is a session.Store; see the module README.
+// Package mysql is a session.Store on MySQL 8 or MariaDB 10.6+: web.py's
+// DBStore, grown to the Store contract, for sessions shared by many
+// application servers.
+//
+// # Use
+//
+// Either hand over the application's pool, opened with parseTime=true and
+// loc=UTC:
+//
+//	db, err := sql.Open("mysql", "app:pw@tcp(db:3306)/app?parseTime=true&loc=UTC")
+//	...
+//	store, err := mysql.New(ctx, db) // or mysql.NewX(ctx, sqlxDB)
+//
+// or let Open build a pool from a DSN; it sets parseTime and loc itself and
+// Close closes that pool:
+//
+//	store, err := mysql.Open(ctx, "app:pw@tcp(db:3306)/app")
+//
+// then create the table once (CreateTable is safe to run from every server
+// at start-up, concurrently) and give the store to session.New. The table's
+// SQL is in the module's README for those who manage schemas themselves.
+//
+// # Guarantees
+//
+// Every Store method but Cleanup is one SQL statement on the success path,
+// executed as a server-side prepared statement (one network round trip once
+// the statement is prepared on a pooled connection). Cleanup works in
+// bounded batches that lock rows in the same order as every other
+// statement, so it never deadlocks with requests or with other servers'
+// Cleanups (see Store.Cleanup).
+//
+// Times are sent as parameters, in UTC, truncated to the microsecond on the
+// client (the server would round, moving an access time into the future);
+// the database clock is never read. Timestamps are DATETIME(6), so the
+// store works past 2038 and whatever the connection's time_zone.
+//
+// New refuses a handle that would corrupt times (one without parseTime, or
+// whose loc is not UTC), naming the DSN parameters to fix. The first use
+// (or CreateTable) checks the table's column types and refuses a table that
+// would lose data, such as web.py's original one.
+//
+// Data that does not fit (more than max_allowed_packet, as read at
+// construction, minus a little room for the statement, or more than the data
+// column holds) is refused with an error wrapping session.ErrTooLarge before
+// anything is sent; if the server refuses it anyway (the limit was lowered
+// later), its error is mapped to session.ErrTooLarge too. Nothing is ever
+// truncated, whatever the sql_mode.
+//
+// Errors wrap their cause: errors.As(err, &mysqlErr) with a
+// *github.com/go-sql-driver/mysql.MySQLError reaches the server's error.
+// Deadlocks (error 1213), which InnoDB can still declare between concurrent
+// inserts of a key being deleted, are retried a few times; each statement is
+// atomic and autocommitted, so a retry cannot apply anything twice.
 package mysql

@@ -1,0 +1,147 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mysqldrv "github.com/go-sql-driver/mysql"
+	session "github.com/websession/websession/core"
+)
+
+// benchData is a typical small session: a few JSON values.
+var benchData = []byte(`{"v":1,"ip":"203.0.113.7","values":{"count":42,"user":"alice","csrf":"p3Xb1mV0kqQ"}}`)
+
+var benchKeys atomic.Int64
+
+// BenchmarkOps measures each Store operation alone on one warm connection,
+// with the round trips it costs.
+func BenchmarkOps(b *testing.B) {
+	ctx := context.Background()
+	var rt roundTrips
+	s := newTestStore(b, "ws_bench_ops", func(c *mysqldrv.Config) { c.DialFunc = rt.dialer() })
+	s.DB().SetMaxOpenConns(1)
+	mustCreateB(b, s, "hot", session.Record{Data: benchData, ATime: t0, Created: t0})
+	version := uint64(1)
+
+	run := func(name string, setup func(b *testing.B), op func(i int) error) {
+		b.Run(name, func(b *testing.B) {
+			if setup != nil {
+				setup(b)
+			}
+			before := rt.count()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := op(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(rt.count()-before)/float64(b.N), "roundtrips/op")
+		})
+	}
+	run("Load", nil, func(int) error { _, err := s.Load(ctx, "hot"); return err })
+	run("Create", nil, func(int) error {
+		k := fmt.Sprintf("new%d", benchKeys.Add(1))
+		return s.Create(ctx, k, session.Record{Data: benchData, ATime: t0, Created: t0})
+	})
+	run("Update", nil, func(i int) error {
+		err := s.Update(ctx, "hot", session.Record{Data: benchData, ATime: t0.Add(time.Duration(i) * time.Microsecond), Version: version})
+		version++
+		return err
+	})
+	run("Touch", nil, func(i int) error { return s.Touch(ctx, "hot", t0.Add(time.Duration(i)*time.Microsecond)) })
+	run("Delete", func(b *testing.B) {
+		b.StopTimer()
+		if _, err := s.DB().Exec("DELETE FROM ws_bench_ops WHERE session_id LIKE 'expired%'"); err != nil {
+			b.Fatal(err)
+		}
+		fillExpired(b, s.DB(), "ws_bench_ops", min(b.N, 1_000_000), t0)
+		b.StartTimer()
+	}, func(i int) error { return s.Delete(ctx, fmt.Sprintf("expired%d", i%1_000_000)) })
+
+	b.Run("LoadParallel", func(b *testing.B) {
+		s := storeOn(b, openPool(b, nil), "ws_bench_ops")
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Load(ctx, "hot"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+func mustCreateB(b *testing.B, s *Store, key string, r session.Record) {
+	b.Helper()
+	if err := s.Create(context.Background(), key, r); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkCleanupMillion deletes a million expired sessions while a reader
+// keeps loading live ones on another pool, and reports how long the cleanup
+// took and what the readers saw meanwhile.
+func BenchmarkCleanupMillion(b *testing.B) {
+	const expired, live = 1_000_000, 1000
+	ctx := context.Background()
+	s := newTestStore(b, "ws_bench_cleanup", nil)
+	reader := storeOn(b, openPool(b, nil), "ws_bench_cleanup")
+	for i := range live {
+		mustCreateB(b, s, fmt.Sprintf("live%d", i), session.Record{Data: benchData, ATime: t0, Created: t0})
+	}
+	var (
+		cleanupTotal time.Duration
+		loads        int64
+		loadTotal    time.Duration
+		loadMax      time.Duration
+	)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		fillExpired(b, s.DB(), "ws_bench_cleanup", expired, t0.Add(-48*time.Hour))
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				if _, err := reader.Load(ctx, fmt.Sprintf("live%d", i%live)); err != nil {
+					b.Error(err)
+					return
+				}
+				d := time.Since(start)
+				loads++
+				loadTotal += d
+				loadMax = max(loadMax, d)
+			}
+		}()
+		b.StartTimer()
+		start := time.Now()
+		n, err := s.Cleanup(ctx, t0.Add(-24*time.Hour))
+		cleanupTotal += time.Since(start)
+		b.StopTimer()
+		close(stop)
+		wg.Wait()
+		if err != nil || n != expired {
+			b.Fatalf("Cleanup = %d, %v; want %d", n, err, expired)
+		}
+	}
+	b.ReportMetric(cleanupTotal.Seconds()/float64(b.N), "cleanup-s/op")
+	b.ReportMetric(float64(expired*b.N)/cleanupTotal.Seconds(), "rows/s")
+	if loads > 0 {
+		b.ReportMetric(float64(loadTotal.Microseconds())/float64(loads), "load-avg-µs")
+		b.ReportMetric(float64(loadMax.Microseconds()), "load-max-µs")
+		b.ReportMetric(float64(loads)/cleanupTotal.Seconds(), "loads/s")
+	}
+}
