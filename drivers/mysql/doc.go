@@ -9,7 +9,7 @@
 //
 //	db, err := sql.Open("mysql", "app:pw@tcp(db:3306)/app?parseTime=true&loc=UTC")
 //	...
-//	store, err := mysql.New(ctx, db) // or mysql.NewX(ctx, sqlxDB)
+//	store, err := mysql.New(ctx, db) // db a *sql.DB or a *sqlx.DB
 //
 // or let Open build a pool from a DSN; it sets parseTime and loc itself and
 // Close closes that pool:

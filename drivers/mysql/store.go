@@ -39,7 +39,7 @@ const statementOverhead = 1024
 const deadlockRetries = 3
 
 // Store is a session.Store over one MySQL or MariaDB table. It is safe for
-// concurrent use. Create it with New, NewX or Open.
+// concurrent use. Create it with New or Open.
 type Store struct {
 	db      *sqlx.DB
 	owned   bool   // Open made db: Close closes it
@@ -105,7 +105,7 @@ func WithCleanupBatch(n int) Option {
 	}
 }
 
-// New returns a Store using db, which must come from
+// New returns a Store using db, a *sql.DB or a *sqlx.DB, which must come from
 // github.com/go-sql-driver/mysql (or a wrapper of it) with parseTime=true
 // and loc=UTC in its DSN. The pool stays the caller's: Close does not close
 // it.
@@ -113,19 +113,22 @@ func WithCleanupBatch(n int) Option {
 // New runs one query to check the handle (see the package documentation)
 // and to read max_allowed_packet, and fails if the database is unreachable.
 // It does not touch the table, which need not exist yet.
-func New(ctx context.Context, db *sql.DB, opts ...Option) (*Store, error) {
-	if db == nil {
-		return nil, errors.New("mysql: nil *sql.DB")
+func New[DB *sql.DB | *sqlx.DB](ctx context.Context, db DB, opts ...Option) (*Store, error) {
+	var x *sqlx.DB
+	switch h := any(db).(type) {
+	case *sql.DB:
+		if h != nil {
+			x = sqlx.NewDb(h, "mysql")
+		}
+	case *sqlx.DB:
+		if h != nil && h.DB != nil {
+			x = h
+		}
 	}
-	return newStore(ctx, sqlx.NewDb(db, "mysql"), false, opts)
-}
-
-// NewX is New for an application that holds a *sqlx.DB.
-func NewX(ctx context.Context, db *sqlx.DB, opts ...Option) (*Store, error) {
-	if db == nil || db.DB == nil {
-		return nil, errors.New("mysql: nil *sqlx.DB")
+	if x == nil {
+		return nil, errors.New("mysql: nil database handle")
 	}
-	return newStore(ctx, db, false, opts)
+	return newStore(ctx, x, false, opts)
 }
 
 // Open opens a pool from dsn (the go-sql-driver/mysql format, for example
@@ -215,7 +218,7 @@ func checkHandle(ctx context.Context, db *sqlx.DB) (int, error) {
 
 // DB returns the pool the store uses, for tuning (SetMaxOpenConns and the
 // like) and monitoring. Closing it is the job of whoever opened it: the
-// caller for New and NewX, the Store's Close for Open.
+// caller for New, the Store's Close for Open.
 func (s *Store) DB() *sql.DB { return s.db.DB }
 
 // Table returns the quoted table name the store uses in its SQL.

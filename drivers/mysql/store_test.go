@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
 	session "github.com/websession/websession/core"
 )
 
@@ -73,11 +74,11 @@ func TestNewRefusesHandlesThatCorruptTimes(t *testing.T) {
 		}
 	})
 	t.Run("nil", func(t *testing.T) {
-		if _, err := New(ctx, nil); err == nil {
+		if _, err := New(ctx, (*sql.DB)(nil)); err == nil {
 			t.Fatal("New(nil) succeeded")
 		}
-		if _, err := NewX(ctx, nil); err == nil {
-			t.Fatal("NewX(nil) succeeded")
+		if _, err := New(ctx, (*sqlx.DB)(nil)); err == nil {
+			t.Fatal("New((*sqlx.DB)(nil)) succeeded")
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
@@ -136,10 +137,10 @@ func TestOpenForcesParseTimeAndUTC(t *testing.T) {
 	}
 }
 
-func TestNewXAndCloseKeepsCallersPool(t *testing.T) {
+func TestNewSqlxAndCloseKeepsCallersPool(t *testing.T) {
 	ctx := testCtx(t)
 	db := openPool(t, nil)
-	s, err := NewX(ctx, sqlxDB(db), WithTable("ws_newx"))
+	s, err := New(ctx, sqlxDB(db), WithTable("ws_newx"))
 	if err != nil {
 		t.Fatal(err)
 	}
