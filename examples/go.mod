@@ -3,11 +3,27 @@ module github.com/websession/websession/examples
 go 1.24.0
 
 require (
+	github.com/go-sql-driver/mysql v1.10.1
+	github.com/lib/pq v1.12.3
 	github.com/websession/websession/core v0.0.0
+	github.com/websession/websession/drivers/disk v0.0.0
 	github.com/websession/websession/drivers/memory v0.0.0
+	github.com/websession/websession/drivers/mysql v0.0.0
+	github.com/websession/websession/drivers/postgres v0.0.0
+)
+
+require (
+	filippo.io/edwards25519 v1.2.0 // indirect
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
+	github.com/jmoiron/sqlx v1.4.0 // indirect
+	golang.org/x/sys v0.13.0 // indirect
 )
 
 replace (
+	github.com/websession/websession/conformance => ../conformance
 	github.com/websession/websession/core => ../core
+	github.com/websession/websession/drivers/disk => ../drivers/disk
 	github.com/websession/websession/drivers/memory => ../drivers/memory
+	github.com/websession/websession/drivers/mysql => ../drivers/mysql
+	github.com/websession/websession/drivers/postgres => ../drivers/postgres
 )

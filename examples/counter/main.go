@@ -5,8 +5,9 @@
 //	curl -c jar -b jar localhost:8080/count   # 1, then 2, 3, ...
 //	curl -c jar -b jar localhost:8080/reset
 //
-// Flags choose the store: -store memory (in this process only), and the
-// other drivers as they are built in (see -h).
+// Flags choose the store: -store disk (the default: one file per session in
+// -dir, ./sessions), memory (this process only), postgres or mysql (with
+// -dsn and -table, the table created if missing).
 package main
 
 import (
@@ -44,10 +45,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	storeName := fs.String("store", defaultStore, "session store: "+storeNames())
 	dir := fs.String("dir", "./sessions", "directory of the disk store")
 	dsn := fs.String("dsn", "", "data source name of the postgres or mysql store")
+	table := fs.String("table", "sessions", "table of the postgres or mysql store (created if missing)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	store, describe, closeStore, err := openStore(ctx, *storeName, *dir, *dsn)
+	store, describe, closeStore, err := openStore(ctx, *storeName, storeFlags{dir: *dir, dsn: *dsn, table: *table})
 	if err != nil {
 		return err
 	}
