@@ -121,7 +121,7 @@ var brokenCases = []brokenCase{
 	// Session keys are random: one may start with '-'.
 	{name: bugRejectsDashKeys, fails: []string{"Store/Key/Alphabet", "Store/Key/Distinct"}, alsoMay: everything},
 	// Sharing between instances.
-	{name: bugNotShared, fails: []string{"Store/SecondInstance/SeesCreate", "Store/SecondInstance/SeesUpdate", "Store/SecondInstance/SeesTouch", "Store/SecondInstance/SeesDelete", "Store/SecondInstance/SeesCleanup", "Store/SecondInstance/WriteConflicts"}},
+	{name: bugNotShared, fails: []string{"Store/SecondInstance/SeesCreate", "Store/SecondInstance/SeesUpdate", "Store/SecondInstance/SeesTouch", "Store/SecondInstance/SeesDelete", "Store/SecondInstance/SeesCleanup", "Store/SecondInstance/WriteConflicts", "Store/Close/UseAfterClose"}},
 	{name: bugStaleUndeclared, bug: "-", tweak: caching(time.Hour, 0), fails: []string{"Store/SecondInstance/SeesUpdate", "Store/SecondInstance/SeesTouch", "Store/SecondInstance/SeesDelete", "Store/SecondInstance/SeesCleanup"}},
 	// Its stale cache also lets concurrent Updates in one instance through.
 	{name: bugCachedVersionCheck, tweak: caching(100*time.Millisecond, time.Second), fails: []string{"Store/SecondInstance/WriteConflicts"}, alsoMay: []string{"Store/Concurrent/Update", "Store/Concurrent/CASCounter"}},
@@ -134,6 +134,9 @@ var brokenCases = []brokenCase{
 	{name: bugCtxUnwrapped, fails: ctxChecks},
 	{name: bugHangs, run: "^Store$/^Load$", tweak: func(h *Harness) { h.OpTimeout = 100 * time.Millisecond }, fails: []string{"Store/Load/Missing"}, output: []string{"Store.Load did not return within 200ms"}},
 	{name: bugPanics, fails: []string{"Store/Touch/Missing", "Store/Delete/Existing", "Store/Cleanup/ReallyDeletes", "Store/SecondInstance/SeesDelete"}, output: []string{"Store.Touch panicked: assignment to entry in nil map"}},
+
+	// Lifecycle.
+	{name: bugCloseIgnored, fails: []string{"Store/Close/UseAfterClose"}},
 
 	// The harness itself.
 	{name: "skip-typo", bug: "-", what: "a Skip key with a typo (StaleVerison)", tweak: func(h *Harness) { h.Skip = map[string]string{"Store/Update/StaleVerison": "flaky"} }, refused: true,

@@ -35,6 +35,7 @@ var checks = []check{
 	{name: "Store/Key/Distinct", rule: "Keys are compared byte for byte: case, prefixes, '-' and '_' make different keys.", run: checkKeyDistinct},
 	{name: "Store/Key/Alphabet", rule: "Every valid key (1 to 128 bytes of [A-Za-z0-9_-]) works, including '-', '-rf' and device names.", run: checkKeyAlphabet},
 	{name: "Store/Key/Invalid", rule: "Create with an invalid key fails with ErrInvalidKey (or stores it as a key like any other); the namespace keeps working.", run: checkKeyInvalid},
+	{name: "Store/Close/UseAfterClose", rule: "A store that implements io.Closer: after Close, every method returns an error wrapping ErrClosed and changes nothing; Close again is not an error; other instances keep working.", run: checkUseAfterClose},
 	{name: "Store/SecondInstance/SeesCreate", rule: "A second instance over the namespace sees a record the first created, within Staleness.", needs: SharedStorage, run: checkSecondSeesCreate},
 	{name: "Store/SecondInstance/SeesUpdate", rule: "Each instance sees the other's Updates within Staleness.", needs: SharedStorage, run: checkSecondSeesUpdate},
 	{name: "Store/SecondInstance/SeesTouch", rule: "A second instance sees the first's Touch within Staleness.", needs: SharedStorage, run: checkSecondSeesTouch},

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,15 @@ type refStore struct {
 
 	cmu   sync.Mutex
 	cache map[string]cached
+
+	closed atomic.Bool
+}
+
+// Close makes every later call fail with ErrClosed (unless the defect is
+// to ignore it).
+func (s *refStore) Close() error {
+	s.closed.Store(true)
+	return nil
 }
 
 type storage struct {
@@ -86,6 +96,7 @@ const (
 	bugDataRace            = "data-race"
 	bugHangs               = "hangs"
 	bugPanics              = "panics"
+	bugCloseIgnored        = "close-ignored"
 	bugKeyCaseFold         = "key-case-fold"
 	bugKeyTruncated        = "key-truncated"
 	bugRejectsDashKeys     = "rejects-dash-keys"
@@ -134,6 +145,7 @@ var defects = map[string]string{
 	bugDataRace:            "counts calls in a shared field without the lock",
 	bugHangs:               "Load blocks forever, ignoring its context",
 	bugPanics:              "Touch of a missing key panics",
+	bugCloseIgnored:        "keeps working after Close",
 	bugKeyCaseFold:         "compares keys case-insensitively",
 	bugKeyTruncated:        "keeps only 64 bytes of a key",
 	bugRejectsDashKeys:     "refuses valid keys starting with '-'",
@@ -166,6 +178,9 @@ func newRefStore(tb testing.TB, ns, bug string, prec, ttl time.Duration) *refSto
 var _ session.Store = (*refStore)(nil)
 
 func (s *refStore) enter(ctx context.Context) error {
+	if s.closed.Load() && s.bug != bugCloseIgnored {
+		return fmt.Errorf("refstore: %w", session.ErrClosed)
+	}
 	switch s.bug {
 	case bugIgnoresCtx:
 		return nil

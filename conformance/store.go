@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -931,6 +932,44 @@ func checkKeyInvalid(f *fixture) {
 	w := want{data: []byte("ok"), atime: timeAt(0), created: timeAt(0), version: 1}
 	x.mustCreate(x.st, k, w)
 	x.expect(x.st, k, w, "a valid key after the invalid ones")
+}
+
+// --- Close ---------------------------------------------------------------------
+
+func checkUseAfterClose(f *fixture) {
+	x := storeFixture(f)
+	closer, ok := x.st.(io.Closer)
+	if !ok {
+		x.t.Log("the store does not implement io.Closer: nothing to close, nothing to check")
+		return
+	}
+	k := x.key("closed")
+	w := want{data: []byte("before close"), atime: timeAt(0), created: timeAt(0), version: 1}
+	x.mustCreate(x.st, k, w)
+	if err := closer.Close(); err != nil {
+		x.fatalf("Close: %v", err)
+	}
+	later := want{data: []byte("after close"), atime: timeAt(time.Hour), created: timeAt(time.Hour), version: 1}
+	_, err := x.load(x.st, k)
+	x.expectErr(err, session.ErrClosed, "Load after Close")
+	x.expectErr(x.create(x.st, x.key("new"), later.record()), session.ErrClosed, "Create after Close")
+	rec := later.record()
+	rec.Version = 1
+	x.expectErr(x.update(x.st, k, rec), session.ErrClosed, "Update after Close")
+	x.expectErr(x.touch(x.st, k, timeAt(time.Hour)), session.ErrClosed, "Touch after Close")
+	x.expectErr(x.del(x.st, k), session.ErrClosed, "Delete after Close")
+	_, err = x.cleanup(x.st, timeAt(2*time.Hour))
+	x.expectErr(err, session.ErrClosed, "Cleanup after Close")
+	if err := closer.Close(); err != nil {
+		x.errorf("a second Close: %v, want nil (Close is idempotent)", err)
+	}
+	if _, ok := x.s.h.Unsupported[SharedStorage]; ok {
+		return
+	}
+	// Nothing reached the storage: a new instance finds it as it was.
+	other := x.open()
+	x.expect(other, k, w, "in a new instance, after calls on a closed one")
+	x.expectMissing(other, x.key("new"), "in a new instance, after Create on a closed one")
 }
 
 // --- A second instance -------------------------------------------------------

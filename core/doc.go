@@ -100,8 +100,10 @@
 //     see each other's writes and deletes, within a staleness bound the
 //     driver documents (0 unless it caches).
 //
-// A store that needs closing implements io.Closer; the Manager never closes
-// its store.
+//   - A store that holds resources implements io.Closer. Close is
+//     idempotent, and every method called after Close returns an error
+//     wrapping ErrClosed. The Manager never closes its store: its owner
+//     does.
 //
 // # Parameters of web.py
 //
