@@ -59,43 +59,55 @@
 //     [A-Za-z0-9_-]. A store may refuse any other key with ErrInvalidKey
 //     (see ValidKey), and must never let one reach a path or a query
 //     unvalidated.
+//
 //   - A store never reads a clock. Every time it stores (ATime, Created)
 //     comes from its caller, and Cleanup compares against the cutoff it is
 //     given. Times come back equal (time.Time.Equal) to what was stored, up
 //     to the store's documented precision, and never later; the zone they
 //     come back in does not matter.
+//
 //   - Load(ctx, key) returns the record, or ErrNotFound when absent.
+//
 //   - Create(ctx, key, rec) inserts only: it returns ErrExists, changing
 //     nothing, if the key is taken (the manager then draws a new id). The
 //     stored Version is 1, whatever rec.Version says.
+//
 //   - Update(ctx, key, rec) replaces Data and ATime only if the stored
 //     Version equals rec.Version, and stores Version+1. It returns
 //     ErrConflict, changing nothing, if the version differs, and ErrNotFound,
 //     creating nothing, if the record is gone. It never creates a record and
 //     never changes Created.
+//
 //   - Touch(ctx, key, atime) sets ATime only, keeping Data, Created and
 //     Version. It returns ErrNotFound if the record is absent and never
 //     creates one.
+//
 //   - Delete(ctx, key) removes the record; deleting a missing key is not an
 //     error.
+//
 //   - Cleanup(ctx, cutoff) deletes every record whose ATime is strictly
 //     before cutoff, keeps every other record, and returns how many it
 //     deleted.
+//
 //   - Data is opaque bytes: empty, binary (NUL bytes, invalid UTF-8) and up
 //     to the store's documented maximum size, stored byte-exact. A store
 //     that cannot hold some data returns an error wrapping ErrTooLarge and
 //     stores nothing; it never truncates.
+//
 //   - Records returned by Load never alias memory the store keeps, and a
 //     store keeps no alias of a caller's slice: either side may modify its
 //     bytes afterwards without affecting the other.
+//
 //   - Concurrent calls are safe. Of concurrent Creates of one key exactly
 //     one succeeds; of concurrent Updates with the same expected version
 //     exactly one succeeds.
+//
 //   - Every method honours ctx: a cancelled or expired context ends the
 //     call with an error satisfying errors.Is(err, context.Canceled) or
 //     errors.Is(err, context.DeadlineExceeded). Errors other than the
 //     sentinels wrap their cause, so errors.Is and errors.As reach the
 //     driver's own error values.
+//
 //   - Two store values over the same storage (two processes, two pools)
 //     see each other's writes and deletes, within a staleness bound the
 //     driver documents (0 unless it caches).
