@@ -56,58 +56,52 @@ func (x *storeT) stop(err error) {
 	}
 }
 
+// do runs one store call under the suite's deadline and watchdog, ending
+// the subtest if the call hung or panicked.
+func do[T any](x *storeT, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+	x.t.Helper()
+	v, err := call(x.s, context.Background(), op, fn)
+	x.stop(err)
+	return v, err
+}
+
+// errOnly adapts a call that returns only an error to do.
+func errOnly(fn func(ctx context.Context) error) func(ctx context.Context) (struct{}, error) {
+	return func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) }
+}
+
 func (x *storeT) load(st session.Store, key string) (session.Record, error) {
 	x.t.Helper()
-	rec, err := call(x.s, context.Background(), "Load", func(ctx context.Context) (session.Record, error) {
-		return st.Load(ctx, key)
-	})
-	x.stop(err)
-	return rec, err
+	return do(x, "Load", func(ctx context.Context) (session.Record, error) { return st.Load(ctx, key) })
 }
 
 func (x *storeT) create(st session.Store, key string, rec session.Record) error {
 	x.t.Helper()
-	_, err := call(x.s, context.Background(), "Create", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, st.Create(ctx, key, rec)
-	})
-	x.stop(err)
+	_, err := do(x, "Create", errOnly(func(ctx context.Context) error { return st.Create(ctx, key, rec) }))
 	return err
 }
 
 func (x *storeT) update(st session.Store, key string, rec session.Record) error {
 	x.t.Helper()
-	_, err := call(x.s, context.Background(), "Update", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, st.Update(ctx, key, rec)
-	})
-	x.stop(err)
+	_, err := do(x, "Update", errOnly(func(ctx context.Context) error { return st.Update(ctx, key, rec) }))
 	return err
 }
 
 func (x *storeT) touch(st session.Store, key string, atime time.Time) error {
 	x.t.Helper()
-	_, err := call(x.s, context.Background(), "Touch", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, st.Touch(ctx, key, atime)
-	})
-	x.stop(err)
+	_, err := do(x, "Touch", errOnly(func(ctx context.Context) error { return st.Touch(ctx, key, atime) }))
 	return err
 }
 
 func (x *storeT) del(st session.Store, key string) error {
 	x.t.Helper()
-	_, err := call(x.s, context.Background(), "Delete", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, st.Delete(ctx, key)
-	})
-	x.stop(err)
+	_, err := do(x, "Delete", errOnly(func(ctx context.Context) error { return st.Delete(ctx, key) }))
 	return err
 }
 
 func (x *storeT) cleanup(st session.Store, cutoff time.Time) (int, error) {
 	x.t.Helper()
-	n, err := call(x.s, context.Background(), "Cleanup", func(ctx context.Context) (int, error) {
-		return st.Cleanup(ctx, cutoff)
-	})
-	x.stop(err)
-	return n, err
+	return do(x, "Cleanup", func(ctx context.Context) (int, error) { return st.Cleanup(ctx, cutoff) })
 }
 
 // want is what a record must hold after a sequence of calls.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,23 +87,31 @@ func existingSession(b *testing.B, h http.Handler) string {
 	w := &benchWriter{h: http.Header{}}
 	r, _ := http.NewRequest("GET", "/", nil)
 	h.ServeHTTP(w, r)
-	c := w.h.Get("Set-Cookie")
-	name, rest, _ := cut(c, ";")
-	if w.status != 200 || name == "" {
+	cookie, _, _ := strings.Cut(w.h.Get("Set-Cookie"), ";")
+	if w.status != 200 || cookie == "" {
 		b.Fatalf("setup request failed: %d %q", w.status, w.body)
 	}
-	_ = rest
-	return name
+	return cookie
 }
 
-func cut(s, sep string) (string, string, bool) {
-	for i := 0; i+len(sep) <= len(s); i++ {
-		if s[i:i+len(sep)] == sep {
-			return s[:i], s[i+len(sep):], true
-		}
+// serveLoop serves the same request (with cookie, if any) b.N times and
+// returns the last response and the number of requests.
+func serveLoop(b *testing.B, h http.Handler, cookie string) (*benchWriter, int) {
+	w := &benchWriter{h: http.Header{}}
+	r, _ := http.NewRequest("GET", "/", nil)
+	if cookie != "" {
+		r.Header.Set("Cookie", cookie)
 	}
-	return s, "", false
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		h.ServeHTTP(w, r)
+		n++
+	}
+	return w, n
 }
+
 
 // BenchmarkMiddleware measures one request through the session middleware
 // over the memory store: Untouched (the handler never looks at the
@@ -121,50 +130,21 @@ func BenchmarkMiddleware(b *testing.B) {
 	})
 	b.Run("Untouched", func(b *testing.B) {
 		m := newBenchManager(b, memory.New())
-		cookie := existingSession(b, m.Middleware(counterHandler))
-		h := m.Middleware(plainHandler)
-		w := &benchWriter{h: http.Header{}}
-		r, _ := http.NewRequest("GET", "/", nil)
-		r.Header.Set("Cookie", cookie)
-		b.ReportAllocs()
-		for b.Loop() {
-			w.reset()
-			h.ServeHTTP(w, r)
-		}
+		w, _ := serveLoop(b, m.Middleware(plainHandler), existingSession(b, m.Middleware(counterHandler)))
 		if string(w.body) != "ok" || len(w.h) != 0 {
 			b.Fatalf("untouched request changed the response: %q %v", w.body, w.h)
 		}
 	})
 	b.Run("ReadOnly", func(b *testing.B) {
 		m := newBenchManager(b, memory.New())
-		cookie := existingSession(b, m.Middleware(counterHandler))
-		h := m.Middleware(readHandler)
-		w := &benchWriter{h: http.Header{}}
-		r, _ := http.NewRequest("GET", "/", nil)
-		r.Header.Set("Cookie", cookie)
-		b.ReportAllocs()
-		for b.Loop() {
-			w.reset()
-			h.ServeHTTP(w, r)
-		}
+		w, _ := serveLoop(b, m.Middleware(readHandler), existingSession(b, m.Middleware(counterHandler)))
 		if string(w.body) != "1" {
 			b.Fatalf("read %q, want 1", w.body)
 		}
 	})
 	b.Run("Counter", func(b *testing.B) {
 		m := newBenchManager(b, memory.New())
-		cookie := existingSession(b, m.Middleware(counterHandler))
-		h := m.Middleware(counterHandler)
-		w := &benchWriter{h: http.Header{}}
-		r, _ := http.NewRequest("GET", "/", nil)
-		r.Header.Set("Cookie", cookie)
-		n := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			w.reset()
-			h.ServeHTTP(w, r)
-			n++
-		}
+		w, n := serveLoop(b, m.Middleware(counterHandler), existingSession(b, m.Middleware(counterHandler)))
 		if want := strconv.Itoa(n + 1); string(w.body) != want {
 			b.Fatalf("count %q after %d increments, want %s", w.body, n, want)
 		}
@@ -172,16 +152,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("New", func(b *testing.B) {
 		store := memory.New()
 		m := newBenchManager(b, store)
-		h := m.Middleware(counterHandler)
-		w := &benchWriter{h: http.Header{}}
-		r, _ := http.NewRequest("GET", "/", nil)
-		n := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			w.reset()
-			h.ServeHTTP(w, r)
-			n++
-		}
+		w, n := serveLoop(b, m.Middleware(counterHandler), "")
 		if store.Len() != n || w.h.Get("Set-Cookie") == "" {
 			b.Fatalf("%d sessions stored after %d new-session requests", store.Len(), n)
 		}

@@ -397,17 +397,9 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	if err != nil {
 		return err
 	}
-	var n int64
-	err = retry(func() error {
-		res, err := st.update.ExecContext(ctx, data, atime, key, rec.Version)
-		if err != nil {
-			return err
-		}
-		// The version always changes, so the server's "changed rows" (the
-		// default) and "found rows" (clientFoundRows) are the same here.
-		n, err = res.RowsAffected()
-		return err
-	})
+	// The version always changes, so the server's "changed rows" (the
+	// default) and "found rows" (clientFoundRows) are the same here.
+	n, err := execRows(ctx, st.update, data, atime, key, rec.Version)
 	if err != nil {
 		return s.fail("update", err)
 	}
@@ -427,6 +419,21 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	return session.ErrConflict
 }
 
+// execRows runs a prepared statement (retrying deadlocks, see retry) and
+// returns how many rows it changed.
+func execRows(ctx context.Context, stmt *sqlx.Stmt, args ...any) (int64, error) {
+	var n int64
+	err := retry(func() error {
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
 // Touch implements session.Store.
 func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	st, err := s.begin(ctx, key)
@@ -437,15 +444,7 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	if err != nil {
 		return err
 	}
-	var n int64
-	err = retry(func() error {
-		res, err := st.touch.ExecContext(ctx, at, key)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := execRows(ctx, st.touch, at, key)
 	if err != nil {
 		return s.fail("touch", err)
 	}
