@@ -112,7 +112,6 @@ func serveLoop(b *testing.B, h http.Handler, cookie string) (*benchWriter, int) 
 	return w, n
 }
 
-
 // BenchmarkMiddleware measures one request through the session middleware
 // over the memory store: Untouched (the handler never looks at the
 // session, against NoMiddleware), ReadOnly (an existing session is loaded
