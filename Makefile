@@ -2,7 +2,8 @@
 #
 #   make test    every module's tests under -race, each module on its own (GOWORK=off)
 #   make lint    gofmt, go vet, go mod tidy check, in every module
-#   make bench   benchmarks (BENCH=regexp, COUNT=n, output in bench.txt)
+#   make bench   benchmarks of every module, incl. bench/ against scs and gorilla
+#                (BENCH=regexp, COUNT=n; output in bench.txt, then the target table)
 #   make run     the counter example (ARGS="-store memory")
 #
 # Database suites read WEBSESSION_POSTGRES_DSN and WEBSESSION_MYSQL_DSN
@@ -11,7 +12,7 @@
 SHELL   := /bin/bash
 GO      ?= go
 # Dependency order: a module comes after the modules it requires.
-MODULES := core conformance drivers/memory drivers/disk drivers/postgres drivers/mysql examples/syncmapstore examples
+MODULES := core conformance drivers/memory drivers/disk drivers/postgres drivers/mysql examples/syncmapstore examples bench
 BENCH   ?= .
 COUNT   ?= 1
 ARGS    ?=
@@ -42,8 +43,9 @@ lint:
 bench:
 	@set -e; : > $(CURDIR)/bench.txt; for m in $(MODULES); do \
 		echo "=== bench $$m" | tee -a $(CURDIR)/bench.txt; \
-		(cd $$m && GOWORK=off $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./... | tee -a $(CURDIR)/bench.txt); \
+		(cd $$m && GOWORK=off $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m ./... | tee -a $(CURDIR)/bench.txt); \
 	done
+	@echo; (cd bench && GOWORK=off $(GO) run ./cmd/benchtable $(CURDIR)/bench.txt)
 
 run:
 	$(GO) run ./examples/counter $(ARGS)
