@@ -56,12 +56,12 @@ type Store struct {
 
 // statements are prepared on first use, once the table exists.
 type statements struct {
-	load, create, update, version, touch, exists, del, expired, purge *sqlx.Stmt
+	load, create, update, touch, exists, del, expired, purge *sqlx.Stmt
 	maxData                                                           int // maxData lowered to the data column's capacity
 }
 
 func (st *statements) close() {
-	for _, s := range []*sqlx.Stmt{st.load, st.create, st.update, st.version, st.touch, st.exists, st.del, st.expired, st.purge} {
+	for _, s := range []*sqlx.Stmt{st.load, st.create, st.update, st.touch, st.exists, st.del, st.expired, st.purge} {
 		if s != nil {
 			s.Close()
 		}
@@ -282,7 +282,6 @@ func (s *Store) prepared(ctx context.Context) (*statements, error) {
 		{&st.load, "SELECT data, atime, created, version FROM " + t + " WHERE session_id = ?"},
 		{&st.create, "INSERT INTO " + t + " (session_id, atime, data, created, version) VALUES (?, ?, ?, ?, 1)"},
 		{&st.update, "UPDATE " + t + " SET data = ?, atime = ?, version = version + 1 WHERE session_id = ? AND version = ?"},
-		{&st.version, "SELECT version FROM " + t + " WHERE session_id = ?"},
 		{&st.touch, "UPDATE " + t + " SET atime = ? WHERE session_id = ?"},
 		{&st.exists, "SELECT 1 FROM " + t + " WHERE session_id = ?"},
 		{&st.del, "DELETE FROM " + t + " WHERE session_id = ?"},
@@ -406,17 +405,27 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	if n == 1 {
 		return nil
 	}
-	var v uint64
-	err = retry(func() error { return st.version.QueryRowxContext(ctx, key).Scan(&v) })
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return session.ErrNotFound
+	switch ok, err := rowExists(ctx, st, key); {
 	case err != nil:
 		return s.fail("update", err)
+	case !ok:
+		return session.ErrNotFound
 	}
-	// Whatever v is now (even rec.Version again, if the row was deleted and
-	// re-created meanwhile), the row was not the one the caller read.
+	// Whatever the version is now (even rec.Version again, if the row was
+	// deleted and re-created meanwhile), the row was not the one the caller
+	// read.
 	return session.ErrConflict
+}
+
+// rowExists tells whether key has a row: the second query that only the
+// zero-rows path of Update and Touch pays.
+func rowExists(ctx context.Context, st *statements, key string) (bool, error) {
+	var one int
+	err := retry(func() error { return st.exists.QueryRowxContext(ctx, key).Scan(&one) })
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // execRows runs a prepared statement (retrying deadlocks, see retry) and
@@ -452,14 +461,12 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		return nil
 	}
 	// Zero rows changed: either no row, or (without clientFoundRows) the row
-	// already had this atime. Only this rare path costs a second query.
-	var one int
-	err = retry(func() error { return st.exists.QueryRowxContext(ctx, key).Scan(&one) })
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return session.ErrNotFound
+	// already had this atime.
+	switch ok, err := rowExists(ctx, st, key); {
 	case err != nil:
 		return s.fail("touch", err)
+	case !ok:
+		return session.ErrNotFound
 	}
 	return nil
 }
