@@ -57,7 +57,7 @@ type Store struct {
 // statements are prepared on first use, once the table exists.
 type statements struct {
 	load, create, update, touch, exists, del, expired, purge *sqlx.Stmt
-	maxData                                                           int // maxData lowered to the data column's capacity
+	maxData                                                  int // maxData lowered to the data column's capacity
 }
 
 func (st *statements) close() {
