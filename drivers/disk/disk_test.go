@@ -615,7 +615,10 @@ func TestCacheTurnsOffWhenASubdirectoryGoes(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "the cache turns off", func() bool { return !s.cache.on.Load() })
+	// The cache turns off first, then says so: wait for both.
+	waitFor(t, cacheBound, "the cache turns off and logs it", func() bool {
+		return !s.cache.on.Load() && logs.count("read cache turned off") > 0
+	})
 	if n := logs.count("read cache turned off"); n != 1 {
 		t.Errorf("logged %d times, want once", n)
 	}
