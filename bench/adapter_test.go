@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/gorilla/sessions"
@@ -206,8 +207,8 @@ func (w *respWriter) check(want string) error {
 // sessionCookie returns the name=value of the response's session cookie.
 func (w *respWriter) sessionCookie() (string, error) {
 	for _, c := range w.h.Values("Set-Cookie") {
-		nv, _, _ := cut(c, ';')
-		if name, value, ok := cut(nv, '='); ok && name != "" && value != "" {
+		nv, _, _ := strings.Cut(c, ";")
+		if name, value, ok := strings.Cut(nv, "="); ok && name != "" && value != "" {
 			return nv, nil
 		}
 	}
@@ -219,18 +220,9 @@ func (w *respWriter) sessionCookie() (string, error) {
 // it to see its own writes; other libraries re-send the same id or nothing.
 func (w *respWriter) follow(r *http.Request) {
 	if sc := w.h["Set-Cookie"]; len(sc) > 0 {
-		nv, _, _ := cut(sc[0], ';')
+		nv, _, _ := strings.Cut(sc[0], ";")
 		r.Header["Cookie"][0] = nv
 	}
-}
-
-func cut(s string, sep byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // newRequest returns a GET / carrying cookie (name=value) if not empty.

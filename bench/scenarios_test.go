@@ -167,6 +167,43 @@ func (e *env) noWritesBeyondTouch(d callCount, since time.Time) {
 	}
 }
 
+// newSessions creates n sessions as newSession does and returns their
+// cookies.
+func (e *env) newSessions(in *instance, n int) []string {
+	e.Helper()
+	cookies := make([]string, n)
+	for i := range cookies {
+		cookies[i] = e.newSession(in)
+	}
+	return cookies
+}
+
+// serveEach serves h the request carrying cookie in the sequential loop,
+// fails unless every response is a 200 with body want, and returns the
+// store calls recorded over the loop.
+func (e *env) serveEach(in *instance, h http.Handler, cookie, want string) callCount {
+	r, w := newRequest(cookie), newRespWriter()
+	start := in.mark()
+	for e.loop() {
+		w.reset()
+		h.ServeHTTP(w, r)
+		if err := w.check(want); err != nil {
+			e.Fatal(err)
+		}
+	}
+	return e.record(in, start, in.mark())
+}
+
+// noStoreCallsFromOurs fails if our middleware made a store call for
+// requests whose handler never used the session. The other libraries load
+// eagerly, which the figures show.
+func (e *env) noStoreCallsFromOurs(in *instance, d callCount) {
+	e.Helper()
+	if _, isOurs := in.lib.(ours); isOurs && d.reads+d.writes != 0 {
+		e.Fatalf("requests that never used their session made %v, want no store call", d)
+	}
+}
+
 type scenario struct {
 	name string
 	run  func(e *env, in *instance)
@@ -204,16 +241,7 @@ func runReadOnly(e *env, in *instance) {
 	cookie := e.newSession(in)
 	written := time.Now()
 	h := in.lib.wrap(readHandler(in.lib))
-	r, w := newRequest(cookie), newRespWriter()
-	start := in.mark()
-	for e.loop() {
-		w.reset()
-		h.ServeHTTP(w, r)
-		if err := w.check("1"); err != nil {
-			e.Fatal(err)
-		}
-	}
-	d := e.record(in, start, in.mark())
+	d := e.serveEach(in, h, cookie, "1")
 	if d.reads != int64(e.n()) {
 		e.Fatalf("%d read-only requests made %v: each must load its session once", e.n(), d)
 	}
@@ -279,10 +307,7 @@ func runNew(e *env, in *instance) {
 
 // ReadOnlyParallel: ReadOnly on every P at once, one session per goroutine.
 func runReadOnlyParallel(e *env, in *instance) {
-	cookies := make([]string, e.workers)
-	for i := range cookies {
-		cookies[i] = e.newSession(in)
-	}
+	cookies := e.newSessions(in, e.workers)
 	written := time.Now()
 	h := in.lib.wrap(readHandler(in.lib))
 	start := in.mark()
@@ -307,10 +332,7 @@ func runReadOnlyParallel(e *env, in *instance) {
 
 // CounterParallel: Counter on every P at once, one session per goroutine.
 func runCounterParallel(e *env, in *instance) {
-	cookies := make([]string, e.workers)
-	for i := range cookies {
-		cookies[i] = e.newSession(in)
-	}
+	cookies := e.newSessions(in, e.workers)
 	incs := make([]int, len(cookies))
 	h := in.lib.wrap(counterHandler(in.lib))
 	start := in.mark()
@@ -351,19 +373,7 @@ func runCounterParallel(e *env, in *instance) {
 func runUntouched(e *env, in *instance) {
 	cookie := e.newSession(in)
 	h := in.lib.wrap(untouchedHandler)
-	r, w := newRequest(cookie), newRespWriter()
-	start := in.mark()
-	for e.loop() {
-		w.reset()
-		h.ServeHTTP(w, r)
-		if err := w.check("ok"); err != nil {
-			e.Fatal(err)
-		}
-	}
-	d := e.record(in, start, in.mark())
-	if _, isOurs := in.lib.(ours); isOurs && d.reads+d.writes != 0 {
-		e.Fatalf("requests that never used their session made %v, want no store call", d)
-	}
+	e.noStoreCallsFromOurs(in, e.serveEach(in, h, cookie, "ok"))
 }
 
 // UntouchedHTTP: Untouched through a real HTTP server on loopback, with a
@@ -392,8 +402,5 @@ func runUntouchedHTTP(e *env, in *instance) {
 			e.Fatalf("untouched request: %v %d %q", err, resp.StatusCode, body.Bytes())
 		}
 	}
-	d := e.record(in, start, in.mark())
-	if _, isOurs := in.lib.(ours); isOurs && d.reads+d.writes != 0 {
-		e.Fatalf("requests that never used their session made %v, want no store call", d)
-	}
+	e.noStoreCallsFromOurs(in, e.record(in, start, in.mark()))
 }
