@@ -74,7 +74,7 @@ func TestStoreCalls(t *testing.T) {
 				requireDB(t, be.db)
 			}
 			clk := conformance.NewFakeClock()
-			in := be.open(t, openConfig{opts: []session.Option{session.WithClock(clk)}})
+			in := be.open(t, openConfig{opts: []session.Option{session.WithClock(clk.Now)}})
 			l := in.lib
 			read, count, untouched, create := l.wrap(readHandler(l)), l.wrap(counterHandler(l)), l.wrap(untouchedHandler), l.wrap(newHandler(l))
 
@@ -136,7 +136,7 @@ func TestRoundTrips(t *testing.T) {
 		t.Run("backend="+name, func(t *testing.T) {
 			requireDB(t, be.db)
 			clk := conformance.NewFakeClock()
-			in := be.open(t, openConfig{maxConns: 1, opts: []session.Option{session.WithClock(clk)}})
+			in := be.open(t, openConfig{maxConns: 1, opts: []session.Option{session.WithClock(clk.Now)}})
 			l := in.lib
 			read, count, untouched, create := l.wrap(readHandler(l)), l.wrap(counterHandler(l)), l.wrap(untouchedHandler), l.wrap(newHandler(l))
 			cookieOf := func(w *respWriter) string {

@@ -218,7 +218,7 @@ func benchCounterRequest(b *testing.B, s *suite) {
 	st := benchStore(b, s)
 	clock := NewFakeClock()
 	m, err := session.New(st,
-		session.WithClock(clock),
+		session.WithClock(clock.Now),
 		session.WithCleanupInterval(0),
 		session.WithLogger(slog.New(slog.DiscardHandler)),
 		session.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {

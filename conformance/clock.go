@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// FakeClock is a session.Clock that moves only when told to. Drivers and
+// FakeClock is a clock that moves only when told to. Drivers and
 // applications can use it in their own tests: pass it with
-// session.WithClock and move time with Advance or Set, without sleeping.
+// session.WithClock(clk.Now) and move time with Advance or Set, without sleeping.
 //
 // A new FakeClock starts at Epoch: decades away from today, in a zone that
 // is not UTC and has an odd offset, with sub-microsecond digits. A store

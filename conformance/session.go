@@ -87,7 +87,7 @@ func sessFixture(f *fixture, opts ...session.Option) *sessT {
 	}
 	e.spy = &spy{inner: e.raw, s: f.s}
 	base := []session.Option{
-		session.WithClock(e.clock),
+		session.WithClock(e.clock.Now),
 		session.WithCleanupInterval(0),
 		session.WithTimeout(e.timeout),
 		session.WithTouchInterval(e.touch),

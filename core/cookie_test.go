@@ -344,7 +344,7 @@ func TestSignedCookies(t *testing.T) {
 
 	// Rotation: a manager that signs with key2 and verifies key1 accepts
 	// the old cookie and re-signs new ones with key2 only.
-	m2, err := New(e.store, WithClock(e.clock), WithCleanupInterval(0), WithInitializer(map[string]any{"count": 0}),
+	m2, err := New(e.store, WithClock(e.clock.Now), WithCleanupInterval(0), WithInitializer(map[string]any{"count": 0}),
 		WithSecretKey(key2, key1))
 	must(t, err)
 	defer m2.Close()

@@ -112,6 +112,14 @@
 //     see each other's writes and deletes, within a staleness bound the
 //     driver documents (0 unless it caches).
 //
+//   - A store that implements OwnerIndex keeps Record.Owner: Create stores
+//     it, Update replaces it with Data and ATime, Touch keeps it, Load
+//     returns it. LoadOwned(ctx, owner) returns exactly the records stored
+//     with that Owner at the time of the call (within the staleness bound),
+//     each as Load returns it: a record deleted, cleaned up, or updated to
+//     another owner is no longer listed. Its cost grows with that owner's
+//     records, never with the store's.
+//
 //   - A store that holds resources implements io.Closer. Close is
 //     idempotent, and every method called after Close returns an error
 //     wrapping ErrClosed. The Manager never closes its store: its owner

@@ -365,7 +365,7 @@ func (s signalStore) Cleanup(ctx context.Context, cutoff time.Time) (int, error)
 func TestBackgroundCleanupAndClose(t *testing.T) {
 	st := signalStore{newMapStore(), make(chan time.Time, 1)}
 	clock := newTestClock()
-	m, err := New(st, WithClock(clock), WithTimeout(time.Hour), WithCleanupInterval(time.Millisecond))
+	m, err := New(st, WithClock(clock.Now), WithTimeout(time.Hour), WithCleanupInterval(time.Millisecond))
 	must(t, err)
 	select {
 	case cutoff := <-st.cleanups:

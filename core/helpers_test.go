@@ -229,7 +229,7 @@ type env struct {
 func newEnv(t *testing.T, handler http.Handler, opts ...Option) *env {
 	t.Helper()
 	e := &env{t: t, store: newMapStore(), clock: newTestClock()}
-	opts = append([]Option{WithClock(e.clock), WithCleanupInterval(0), WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	opts = append([]Option{WithClock(e.clock.Now), WithCleanupInterval(0), WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	m, err := New(e.store, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -92,7 +92,7 @@ func (m *Manager) Close() error {
 // timeout and returns how many it deleted. The background cleanup calls it;
 // call it yourself when that is turned off.
 func (m *Manager) Cleanup(ctx context.Context) (int, error) {
-	return m.store.Cleanup(ctx, m.cfg.clock.Now().Add(-m.cfg.timeout))
+	return m.store.Cleanup(ctx, m.cfg.now().Add(-m.cfg.timeout))
 }
 
 func (m *Manager) cleanupLoop(ctx context.Context) {

@@ -21,7 +21,7 @@ const (
 	DefaultCleanupInterval = 5 * time.Minute
 	DefaultMaxDataSize     = 1 << 20
 	DefaultExpiredMessage  = "Session expired"
-	DefaultConflictRetries = 8
+	DefaultStoreTimeout    = 5 * time.Second
 )
 
 // minSecretKeyLen is the shortest secret accepted by WithSecretKey: an
@@ -49,9 +49,9 @@ type config struct {
 	clientIP        func(*http.Request) string
 	maxDataSize     int
 	cleanupInterval time.Duration
-	clock           Clock
+	now             func() time.Time
 	logger          *slog.Logger
-	conflictRetries int
+	storeTimeout    time.Duration
 	rand            io.Reader
 }
 
@@ -80,8 +80,8 @@ func defaultConfig() config {
 		clientIP:        RemoteIP,
 		maxDataSize:     DefaultMaxDataSize,
 		cleanupInterval: DefaultCleanupInterval,
-		clock:           SystemClock{},
-		conflictRetries: DefaultConflictRetries,
+		now:             time.Now,
+		storeTimeout:    DefaultStoreTimeout,
 		rand:            rand.Reader,
 	}
 }
@@ -376,14 +376,17 @@ func WithCleanupInterval(d time.Duration) Option {
 	return func(c *config) error { c.cleanupInterval = d; return nil }
 }
 
-// WithClock sets the clock the manager reads for every timestamp. Default
-// SystemClock. Tests pass a fake clock.
-func WithClock(clk Clock) Option {
+// WithClock sets the function the manager reads the time from, for every
+// timestamp it hands to a store and every expiry decision, as crypto/tls's
+// Config.Time does. Default time.Now. Tests pass a fake clock's Now (the
+// conformance module exports one), so that expiry is tested without
+// sleeping.
+func WithClock(now func() time.Time) Option {
 	return func(c *config) error {
-		if clk == nil {
+		if now == nil {
 			return errors.New("session: nil clock")
 		}
-		c.clock = clk
+		c.now = now
 		return nil
 	}
 }
@@ -394,16 +397,26 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error { c.logger = l; return nil }
 }
 
-// WithConflictRetries bounds how often a save is retried after a version
-// conflict (another request saved the same session meanwhile). Each retry
-// reloads the session and re-applies only this request's changes. Default
-// DefaultConflictRetries.
-func WithConflictRetries(n int) Option {
+// WithStoreTimeout bounds every store call the manager makes: a load runs
+// under the request's context and this deadline, a save under a context
+// that keeps the request's values, ignores its cancellation (a decided
+// change is saved even if the client left), and has this deadline, which
+// also bounds the save's retries after version conflicts. A call that
+// overruns ends the request with an error wrapping
+// context.DeadlineExceeded (default response 503), and releases its
+// goroutine and its pool connection; its data never lands later.
+//
+// Default DefaultStoreTimeout (5s): hundreds of times a healthy store's
+// latency (well under 10ms for every driver of this project), so only a
+// store that has stalled hits it, yet short enough that a stall of the
+// database cannot pile up goroutines and connections for the minutes a
+// load balancer or a browser may wait. d must be positive.
+func WithStoreTimeout(d time.Duration) Option {
 	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("session: conflict retries must not be negative, got %d", n)
+		if d <= 0 {
+			return fmt.Errorf("session: store timeout must be positive, got %v", d)
 		}
-		c.conflictRetries = n
+		c.storeTimeout = d
 		return nil
 	}
 }

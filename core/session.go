@@ -84,7 +84,7 @@ func (s *Session) load() {
 			m.log().WarnContext(s.req.Context(), "session: discarding undecodable session", "err", derr)
 			m.discard(s, key)
 			err = ErrNotFound
-		case m.expired(rec, m.cfg.clock.Now()):
+		case m.expired(rec, m.cfg.now()):
 			m.discard(s, key)
 			err = ErrNotFound
 		case !m.cfg.ignoreChangeIP && !sameIP(env.ip, m.cfg.clientIP(s.req)):
@@ -379,7 +379,7 @@ func (s *Session) commit(h http.Header) error {
 	}
 	addVary(h) // the response may depend on the session
 	m := s.m
-	now := m.cfg.clock.Now()
+	now := m.cfg.now()
 	modified := s.cleared || len(s.changes) > 0
 	switch {
 	case s.state == fresh && !modified:
@@ -467,7 +467,7 @@ func (s *Session) update(h http.Header, now time.Time) error {
 			return nil
 		case errors.Is(err, ErrNotFound):
 			return nil // killed or expired meanwhile: it stays dead
-		case errors.Is(err, ErrConflict) && attempt < m.cfg.conflictRetries:
+		case errors.Is(err, ErrConflict) && attempt < 8:
 			rec, lerr := m.store.Load(ctx, s.key)
 			if errors.Is(lerr, ErrNotFound) {
 				return nil

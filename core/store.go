@@ -53,6 +53,40 @@ type Record struct {
 	Created time.Time
 	// Version counts writes of Data: 1 after Create, +1 per Update.
 	Version uint64
+	// Owner is the owner key of a session bound to an owner (see
+	// Session.SetOwner), or "". The manager makes it like a store key: a
+	// hash of the application's owner string, matching ValidKey. Stores
+	// that implement OwnerIndex keep it: Create stores it, Update replaces
+	// it together with Data, Touch keeps it, and Load returns it. Other
+	// stores may drop it.
+	Owner string
+}
+
+// OwnerIndex is an optional interface of a Store: it finds the records of
+// one owner without looking at any other, so listing and ending one user's
+// sessions costs the same among a thousand sessions as among a billion.
+// Adding it to Store would break every third-party store, so the manager
+// looks for it with a type assertion; its owner methods report
+// ErrNoOwnerIndex for a store that lacks it.
+//
+// A store implementing OwnerIndex keeps Record.Owner as the contract says,
+// and keeps its index exact through every write: Create, Update (which may
+// change or clear the owner), Delete and Cleanup. Its index must be as
+// durable and as shared as the records themselves.
+type OwnerIndex interface {
+	// LoadOwned returns every record whose Owner is owner, each with its
+	// key, as Load would return it, in no particular order; an empty
+	// result, not an error, when there is none. It includes records
+	// expired but not yet cleaned up: the manager filters them. owner is
+	// a well-formed key (ValidKey); a store may refuse others with
+	// ErrInvalidKey.
+	LoadOwned(ctx context.Context, owner string) ([]OwnedRecord, error)
+}
+
+// OwnedRecord is one result of OwnerIndex.LoadOwned.
+type OwnedRecord struct {
+	Key    string
+	Record Record
 }
 
 // Sentinel errors of the Store contract. Drivers return them (possibly
@@ -72,6 +106,9 @@ var (
 	ErrTooLarge = errors.New("session: data too large")
 	// ErrClosed: the store was used after its Close.
 	ErrClosed = errors.New("session: use after close")
+	// ErrNoOwnerIndex: an owner operation on a store that does not
+	// implement OwnerIndex.
+	ErrNoOwnerIndex = errors.New("session: store has no owner index (it does not implement session.OwnerIndex)")
 )
 
 // MaxKeyLen is the longest store key the manager may produce and every
@@ -97,15 +134,3 @@ func ValidKey(key string) bool {
 func isKeyByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
-
-// Clock tells the time. The manager reads it for every timestamp it hands
-// to a store; tests pass a fake one (the conformance module exports one).
-type Clock interface {
-	Now() time.Time
-}
-
-// SystemClock is the real wall clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }

@@ -215,10 +215,10 @@ func TestInitializerNotAppliedToLoadedSessions(t *testing.T) {
 	// get that key on load.
 	store := newMapStore()
 	clock := newTestClock()
-	m1, err := New(store, WithClock(clock), WithCleanupInterval(0))
+	m1, err := New(store, WithClock(clock.Now), WithCleanupInterval(0))
 	must(t, err)
 	id := storeSessionDirect(t, m1, map[string]any{"a": 1})
-	m2, err := New(store, WithClock(clock), WithCleanupInterval(0), WithInitializer(map[string]any{"b": 2}))
+	m2, err := New(store, WithClock(clock.Now), WithCleanupInterval(0), WithInitializer(map[string]any{"b": 2}))
 	must(t, err)
 	var got error
 	h := m2.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -254,9 +254,9 @@ func TestInitializerFuncError(t *testing.T) {
 func TestMultipleManagers(t *testing.T) {
 	store := newMapStore()
 	clock := newTestClock()
-	outer, err := New(store, WithClock(clock), WithCleanupInterval(0), WithCookieName("outer"))
+	outer, err := New(store, WithClock(clock.Now), WithCleanupInterval(0), WithCookieName("outer"))
 	must(t, err)
-	inner, err := New(store, WithClock(clock), WithCleanupInterval(0), WithCookieName("inner"))
+	inner, err := New(store, WithClock(clock.Now), WithCleanupInterval(0), WithCookieName("inner"))
 	must(t, err)
 	h := outer.Middleware(inner.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if FromContext(r.Context()) != inner.FromContext(r.Context()) {

@@ -179,7 +179,7 @@ func TestRoundTrips(t *testing.T) {
 func requestClient(tb testing.TB, s *Store) (get func(path string, keep bool), clk *clock) {
 	tb.Helper()
 	clk = newClock(t0)
-	m, err := session.New(s, session.WithClock(clk), session.WithCleanupInterval(0))
+	m, err := session.New(s, session.WithClock(clk.Now), session.WithCleanupInterval(0))
 	if err != nil {
 		tb.Fatal(err)
 	}

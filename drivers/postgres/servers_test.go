@@ -67,10 +67,10 @@ func (b *barrier) wait() {
 	}
 }
 
-func startServer(t *testing.T, dsn, schema string, clk session.Clock, bar *barrier) *appServer {
+func startServer(t *testing.T, dsn, schema string, clk interface{ Now() time.Time }, bar *barrier) *appServer {
 	t.Helper()
 	st := &conflictCounter{Store: newStore(t, openDB(t, dsn), WithSchema(schema))}
-	m, err := session.New(st, session.WithClock(clk), session.WithCleanupInterval(0), session.WithConflictRetries(64))
+	m, err := session.New(st, session.WithClock(clk.Now), session.WithCleanupInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
