@@ -1,12 +1,9 @@
 package session
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"hash"
 	"io"
-	"sync"
 )
 
 const (
@@ -65,64 +62,4 @@ func storeKey(id string) string {
 	var out [idLen]byte
 	b64.Encode(out[:], sum[:])
 	return string(out[:])
-}
-
-// signer signs and verifies cookie values with HMAC-SHA256. The first key
-// signs; every key verifies, so keys can be rotated without logging
-// everybody out.
-type signer struct {
-	pools []*sync.Pool // one pool of keyed HMAC states per key; [0] signs
-}
-
-// signingDomain separates our MACs from any other use of the same key.
-const signingDomain = "websession/v1 cookie\x00"
-
-func newSigner(keys [][]byte) *signer {
-	s := &signer{}
-	for _, k := range keys {
-		key := append([]byte(nil), k...)
-		s.pools = append(s.pools, &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }})
-	}
-	return s
-}
-
-func (s *signer) mac(p *sync.Pool, name, id string, out *[sha256.Size]byte) {
-	h := p.Get().(hash.Hash)
-	h.Reset()
-	io.WriteString(h, signingDomain)
-	io.WriteString(h, name)
-	h.Write([]byte{0})
-	io.WriteString(h, id)
-	h.Sum(out[:0])
-	p.Put(h)
-}
-
-// sign returns the cookie value for id: id "." base64url(MAC).
-func (s *signer) sign(name, id string) string {
-	var sum [sha256.Size]byte
-	s.mac(s.pools[0], name, id, &sum)
-	var out [signedLen]byte
-	copy(out[:], id)
-	out[idLen] = '.'
-	b64.Encode(out[idLen+1:], sum[:])
-	return string(out[:])
-}
-
-// verify reports whether sig (base64url) is a valid MAC of id under any key,
-// comparing in constant time.
-func (s *signer) verify(name, id, sig string) bool {
-	var want [sha256.Size]byte
-	if n, err := b64.Decode(want[:], []byte(sig)); err != nil || n != sha256.Size {
-		return false
-	}
-	ok := false
-	for _, p := range s.pools {
-		var sum [sha256.Size]byte
-		s.mac(p, name, id, &sum)
-		// Check every key, so timing does not tell which one matched.
-		if hmac.Equal(sum[:], want[:]) {
-			ok = true
-		}
-	}
-	return ok
 }
