@@ -85,7 +85,7 @@ var checks = []check{
 	{name: "Session/ReadOnly/WithinTouchInterval", rule: "A read-only request within the touch interval of the last write makes no store write.", run: checkReadOnlyWithin},
 	{name: "Session/ReadOnly/AfterTouchInterval", rule: "A read-only request once the touch interval has passed makes exactly one Touch, which sets ATime to now and keeps the session alive.", run: checkReadOnlyAfter},
 	{name: "Session/Overlap/DifferentKeys", rule: "Two overlapping requests changing different keys both keep their change (the later save conflicts and retries).", run: checkOverlap},
-	{name: "Session/KillInFlight", rule: "A request in flight when its session is killed does not bring it back: no record, no new record, no cookie for the old id.", run: checkKillInFlight},
+	{name: "Session/KillInFlight", rule: "A request in flight when its session is killed does not bring it back: no record, no new record, no cookie for the old id; its change is refused with 409, never reported saved.", run: checkKillInFlight},
 	{name: "Session/Cleanup", rule: "Manager.Cleanup deletes sessions idle for longer than the timeout and keeps one idle for exactly the timeout.", run: checkSessionCleanup},
 	{name: "Session/NoRawID", rule: "No session id, in any encoding, appears in any key or data the store is given or holds.", run: checkNoRawID},
 }

@@ -13,9 +13,12 @@
 //	...
 //	http.Handle("/count", m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 //		s := session.FromContext(r.Context())
-//		n, _ := session.Get[int](s, "count")
-//		s.Set("count", n+1)
-//		fmt.Fprint(w, n+1)
+//		n, err := session.Update(s, "count", func(n int) (int, error) { return n + 1, nil })
+//		if err != nil {
+//			http.Error(w, err.Error(), session.StatusCode(err))
+//			return
+//		}
+//		fmt.Fprintln(w, n)
 //	})))
 //
 // A request that never uses its session costs no store call. A session is
@@ -42,13 +45,60 @@
 //
 // # Concurrency
 //
-// Each save is a compare-and-swap on the record's version. When two
-// overlapping requests change the same session, the second save conflicts;
-// it then reloads the record and re-applies only the keys its own request
-// changed, and retries. Requests that change different keys therefore both
-// keep their changes; for the same key, the request that saves last wins. A
-// save that finds the record gone (killed, regenerated or cleaned up
-// meanwhile) never re-creates it and sends no cookie.
+// Requests of one session overlap: a page and its XHRs, two tabs, a double
+// click. Each request works on its own copy of the session, loaded on first
+// use; what it changed is saved as one unit when its response is committed,
+// with a compare-and-swap on the version it loaded. What each kind of
+// change gets when another request saved the session in between:
+//
+//   - Blind writes (Set, Delete, Clear of values this request did not read)
+//     are re-applied on top of the other request's save: requests changing
+//     different keys both keep their changes, and for one key the request
+//     that saves last wins. The client gets its normal response.
+//
+//   - Read-then-write: if any value this request read with Get was changed
+//     by the other request, nothing of this request is saved (not even its
+//     blind writes: a request's changes land together or not at all), and
+//     the error handler gets an error satisfying errors.Is(err,
+//     ErrConflict): by default the client gets 409 Conflict, and the stored
+//     session stays as the other request left it. So no save ever writes a
+//     value computed from a stale read, and nothing is rolled back. Every
+//     read counts, not only reads of the keys written: a request that reads
+//     "user" and writes "cart" must not save a cart meant for a user who
+//     has since signed out. The price is a 409 when a request's read and
+//     another's write truly overlap; values that many requests change at
+//     once belong in Update.
+//
+//   - Update (the atomic read-modify-write) never fails that way: its
+//     function is re-run on the freshly loaded value until its save lands,
+//     so concurrent increments are never lost, and it returns the value
+//     stored, which the response can show. It saves at once, before it
+//     returns, together with the request's earlier changes.
+//
+//   - Kill deletes the record at once. A request in flight on the killed
+//     session can never bring it back: its save finds the record gone and
+//     fails with an error satisfying errors.Is(err, ErrConflict) and
+//     errors.Is(err, ErrNotFound) (409 by default; the client is not told a
+//     change was saved that was not). A request that changed nothing gets
+//     its normal response. Expiry meanwhile is treated the same.
+//
+//   - Regenerate stores the session under its new id, then retires the old
+//     record with a compare-and-swap: a save another request made to the
+//     old id before that moment is carried over into the new session; one
+//     coming after fails like a save into a killed session (409), and
+//     never reaches the new session. Only the regenerating response carries
+//     the new cookie.
+//
+//   - Reads never block and never fail for overlapping writers: a request
+//     sees the session as it was loaded, plus its own changes.
+//
+// Saves of one session inside one process take turns, each starting from
+// what the previous one wrote, so they cost one store write each and never
+// conflict with each other. Conflicts with other processes are retried with
+// jittered exponential backoff until the save's deadline. Every store call
+// is bounded by WithStoreTimeout (5s by default): a stalled store ends the
+// request with an error (503 by default) and frees its goroutine and its
+// connection, and its save never lands later.
 //
 // # The Store contract
 //

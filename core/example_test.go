@@ -23,16 +23,14 @@ func Example() {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /count", func(w http.ResponseWriter, r *http.Request) {
-		s := session.FromContext(r.Context())
-		n, err := session.Get[int](s, "count")
-		if err == nil {
-			err = s.Set("count", n+1)
-		}
+		// Update: overlapping requests never lose an increment, and n is
+		// the count actually stored.
+		n, err := session.Update(session.FromContext(r.Context()), "count", func(n int) (int, error) { return n + 1, nil })
 		if err != nil {
-			http.Error(w, "session error", http.StatusInternalServerError)
+			http.Error(w, "session error", session.StatusCode(err))
 			return
 		}
-		io.WriteString(w, strconv.Itoa(n+1))
+		io.WriteString(w, strconv.Itoa(n))
 	})
 	mux.HandleFunc("GET /reset", func(w http.ResponseWriter, r *http.Request) {
 		session.FromContext(r.Context()).Kill()
@@ -74,7 +72,10 @@ func ExampleSession_Regenerate() {
 	_ = login
 }
 
-// Get decodes a stored value into the type asked for.
+// Get decodes a stored value into the type asked for. Get followed by Set
+// saves only if no other request changed the cart in between; otherwise
+// the request fails with 409 Conflict rather than overwrite that change.
+// (Update would re-run the append on the fresh cart instead.)
 func ExampleGet() {
 	type cart struct {
 		Items []string `json:"items"`

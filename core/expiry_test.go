@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,7 +100,7 @@ func TestAbsoluteLifetime(t *testing.T) {
 	for i := 0; i < 6; i++ { // active every 30 minutes: never idle
 		e.clock.Advance(30 * time.Minute)
 		n++
-		if got := c.body("/count"); got != itoa(n) {
+		if got := c.body("/count"); got != strconv.Itoa(n) {
 			t.Fatalf("at %v: got %q, want %d", time.Duration(i+1)*30*time.Minute, got, n)
 		}
 	}

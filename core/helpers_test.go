@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -255,7 +256,7 @@ func counterMux() http.Handler {
 			http.Error(w, err.Error(), 500)
 			return
 		}
-		io.WriteString(w, itoa(n+1))
+		io.WriteString(w, strconv.Itoa(n+1))
 	})
 	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
 		n, err := Get[int](FromContext(r.Context()), "count")
@@ -263,7 +264,7 @@ func counterMux() http.Handler {
 			http.Error(w, err.Error(), 500)
 			return
 		}
-		io.WriteString(w, itoa(n))
+		io.WriteString(w, strconv.Itoa(n))
 	})
 	mux.HandleFunc("/reset", func(w http.ResponseWriter, r *http.Request) {
 		if err := FromContext(r.Context()).Kill(); err != nil {
@@ -274,25 +275,6 @@ func counterMux() http.Handler {
 		io.WriteString(w, "untouched")
 	})
 	return mux
-}
-
-func itoa(n int) string {
-	b := []byte{}
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	if neg {
-		return "-" + string(b)
-	}
-	return string(b)
 }
 
 // client is a browser-like client with a cookie jar.

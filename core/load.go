@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,10 +29,16 @@ func (s *Session) load() {
 	}
 	m := s.m
 	key := storeKey(s.cookieID)
-	rec, err := m.store.Load(s.req.Context(), key)
+	ctx, cancel := context.WithTimeout(s.req.Context(), m.cfg.storeTimeout)
+	rec, err := m.store.Load(ctx, key)
+	cancel()
 	if err == nil {
 		env, derr := decodeEnvelope(rec.Data)
 		switch {
+		case len(rec.Data) == 0:
+			// A tombstone: a Regenerate is retiring this id.
+			m.discard(s, key)
+			err = ErrNotFound
 		case derr != nil:
 			// Not ours or damaged: never a 500 for this browser forever.
 			m.log().WarnContext(s.req.Context(), "session: discarding undecodable session", "err", derr)
@@ -71,7 +78,9 @@ func (m *Manager) expired(rec Record, now time.Time) bool {
 
 // discard deletes a record that load refused, best effort.
 func (m *Manager) discard(s *Session, key string) {
-	if err := m.store.Delete(s.writeCtx(), key); err != nil {
+	ctx, cancel := s.saveCtx()
+	defer cancel()
+	if err := m.store.Delete(ctx, key); err != nil {
 		m.log().WarnContext(s.req.Context(), "session: deleting an expired session failed", "err", err)
 	}
 }
@@ -87,7 +96,7 @@ func (s *Session) startFresh() {
 	m := s.m
 	s.state = fresh
 	s.id, s.key, s.rec = "", "", Record{}
-	s.changes, s.cleared, s.regen = nil, false, false
+	s.changes, s.cleared, s.regen, s.reads = nil, false, false, nil
 	s.ip = appendJSONString(nil, m.cfg.clientIP(s.req))
 	s.values = make(map[string]json.RawMessage, len(m.cfg.initializer))
 	maps.Copy(s.values, m.cfg.initializer) // the raw values are never mutated in place

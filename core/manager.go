@@ -31,6 +31,7 @@ var ErrNoSession = errors.New("session: no session in context (is the middleware
 type Manager struct {
 	store  Store
 	cfg    config
+	slots  saveSlots
 	signer *signer
 	eager  bool // load before the handler runs (strict expiry or IP check)
 
@@ -135,7 +136,8 @@ func (m *Manager) log() *slog.Logger {
 func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	m.log().ErrorContext(r.Context(), "session error", "err", err, "method", r.Method, "path", r.URL.Path)
 	if !errors.Is(err, ErrCommitted) {
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		code := StatusCode(err)
+		http.Error(w, http.StatusText(code), code)
 	}
 }
 
@@ -221,9 +223,10 @@ func (m *Manager) FromContext(ctx context.Context) *Session {
 	return nil
 }
 
-// detached is the context of store writes: the request's values, but not
-// its cancellation. Once the handler has decided to change a session, the
-// change is saved even if the client has gone away meanwhile. It is
+// detached is the parent of the context of store writes: the request's
+// values, but not its cancellation. Once the handler has decided to change
+// a session, the change is saved even if the client has gone away
+// meanwhile; the store timeout still bounds it (see saveCtx). It is
 // context.WithoutCancel, kept inside the Session to save an allocation.
 type detached struct{ context.Context }
 
@@ -231,9 +234,17 @@ func (detached) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (detached) Done() <-chan struct{}       { return nil }
 func (detached) Err() error                  { return nil }
 
-func (s *Session) writeCtx() context.Context {
-	if s.wctx.Context == nil {
-		s.wctx.Context = s.req.Context()
+// StatusCode is the HTTP status the default error handler answers a
+// session error with: 409 Conflict for a save that another request's
+// change or kill made impossible (ErrConflict), 503 Service Unavailable for
+// a store that did not answer in time (context.DeadlineExceeded), 500
+// otherwise. Custom error handlers may use it.
+func StatusCode(err error) int {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
 	}
-	return &s.wctx
+	return http.StatusInternalServerError
 }

@@ -1,11 +1,35 @@
 package session
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"time"
 )
+
+// This file is the save algorithm; the package documentation's section
+// "Concurrency" states what it guarantees.
+//
+// A request's changes (Set, Delete, Clear) and the keys it read (Get) form
+// one unit. The unit is saved with a compare-and-swap on the version the
+// request loaded. When another request saved first, the CAS fails: the
+// session is reloaded, every key this request read is checked against the
+// fresh values (one that changed means something this request computed may
+// rest on a stale read: the unit fails with ErrConflict and nothing is
+// written), then the request's changes are re-applied on the fresh values
+// and the CAS is tried again. An Update function is re-run on the fresh
+// value instead of being re-applied.
+//
+// Saves of one session inside one process wait for each other (saveSlots),
+// so they never conflict through the store: the next one rebases on the
+// values the previous one wrote, kept in memory, without a reload. Only
+// another process's saves cause conflicts; those retry with jittered
+// backoff until the save's deadline (WithStoreTimeout).
 
 // commit saves the session and sets the response headers it needs. It runs
 // once, when the response is committed.
@@ -22,32 +46,59 @@ func (s *Session) commit(h http.Header) error {
 	addVary(h) // the response may depend on the session
 	m := s.m
 	now := m.cfg.now()
-	modified := s.cleared || len(s.changes) > 0
-	switch {
-	case s.state == fresh && !modified:
+	if s.state == fresh && !s.modified() {
 		if s.killed && s.hadCookie {
 			m.writeDeletionCookie(h)
 		}
 		return nil
-	case s.state == fresh:
-		return s.insert(h, now, now, "")
-	case s.regen:
-		return s.insert(h, now, now, s.key)
-	case modified:
-		return s.update(h, now)
-	default:
-		return s.touch(h, now)
 	}
+	ctx, cancel := s.saveCtx()
+	defer cancel()
+	var err error
+	switch {
+	case s.state == fresh:
+		err = s.insert(ctx, now)
+	case s.regen:
+		err = s.regenerate(ctx, now)
+	case s.modified():
+		err = s.save(ctx, now, nil)
+	default:
+		s.touch(ctx, now)
+	}
+	if err != nil {
+		return err
+	}
+	if s.cookiePending {
+		s.cookiePending = false
+		m.writeCookie(h, s.id)
+	}
+	return nil
 }
 
-// insert stores the session under a new id: a new session, or a
-// regenerated one whose old record (oldKey) is then deleted.
-func (s *Session) insert(h http.Header, now, created time.Time, oldKey string) error {
+func (s *Session) modified() bool { return s.cleared || len(s.changes) > 0 }
+
+// saveCtx is the context of a save: the request's values without its
+// cancellation (a change the handler decided is saved even if the client
+// has gone), bounded by the store timeout.
+func (s *Session) saveCtx() (context.Context, context.CancelFunc) {
+	if s.wctx.Context == nil {
+		s.wctx.Context = s.req.Context()
+	}
+	return context.WithTimeout(&s.wctx, s.m.cfg.storeTimeout)
+}
+
+// settle marks the request's unit of changes as saved.
+func (s *Session) settle() {
+	s.changes, s.cleared = s.changes[:0], false
+	s.reads = s.reads[:0]
+}
+
+// insert stores the session under a new id (the one ID gave it, if any).
+func (s *Session) insert(ctx context.Context, now time.Time) error {
 	m := s.m
-	ctx := s.writeCtx()
 	data := encodeEnvelope(nil, s.ip, s.values)
 	if len(data) > m.cfg.maxDataSize {
-		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, len(data), m.cfg.maxDataSize)
+		return tooLarge(len(data), m.cfg.maxDataSize)
 	}
 	const attempts = 4
 	for i := 0; ; i++ {
@@ -59,7 +110,7 @@ func (s *Session) insert(h http.Header, now, created time.Time, oldKey string) e
 			s.id = id
 		}
 		key := storeKey(s.id)
-		err := m.store.Create(ctx, key, Record{Data: data, ATime: now, Created: created})
+		err := m.store.Create(ctx, key, Record{Data: data, ATime: now, Created: now})
 		if errors.Is(err, ErrExists) && i+1 < attempts {
 			s.id = "" // astronomically unlikely with 256 bits, unless the source of randomness is broken
 			continue
@@ -67,100 +118,274 @@ func (s *Session) insert(h http.Header, now, created time.Time, oldKey string) e
 		if err != nil {
 			return fmt.Errorf("session: create: %w", err)
 		}
-		if oldKey != "" {
-			if err := m.store.Delete(ctx, oldKey); err != nil {
-				// The old id must not stay valid beside the new one.
-				if derr := m.store.Delete(ctx, key); derr != nil {
-					m.log().ErrorContext(s.req.Context(), "session: regenerate: removing the new record failed", "err", derr)
-				}
-				return fmt.Errorf("session: regenerate: deleting the old record: %w", err)
-			}
-		}
-		s.key, s.state, s.regen = key, existing, false
-		s.rec = Record{ATime: now, Created: created, Version: 1}
-		m.writeCookie(h, s.id)
+		s.key, s.state = key, existing
+		s.rec = Record{ATime: now, Created: now, Version: 1}
+		s.cookiePending = true
+		s.settle()
 		return nil
 	}
 }
 
-// update saves this request's changes with optimistic concurrency. On a
-// version conflict it reloads and re-applies only the keys this request
-// changed, so overlapping requests that change different keys both keep
-// their changes; for the same key, the request that saves last wins. If the
-// record is gone (killed or cleaned meanwhile) nothing is re-created and no
-// cookie is sent.
-func (s *Session) update(h http.Header, now time.Time) error {
+// tombstone is the Data of a record being retired by Regenerate: a save
+// that finds it knows the session has moved on, and a load treats it as
+// absent. Non-nil, so that SQL stores bind an empty value, not NULL.
+var tombstone = []byte{}
+
+// regenerate moves the session to the id Regenerate chose. The new record
+// is created first; then the old one is retired with a compare-and-swap on
+// the version this request knows, so that a save another request made to
+// the old record in between is carried over (or, if it invalidates what
+// this request read, fails this one) instead of being lost; a save coming
+// after the retirement finds the tombstone and fails with ErrConflict.
+// Finally the old record is deleted.
+func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 	m := s.m
-	ctx := s.writeCtx()
+	oldKey := s.key
+	slot, err := m.slots.acquire(ctx, oldKey)
+	if err != nil {
+		return fmt.Errorf("session: regenerate: %w", err)
+	}
+	defer m.slots.release(oldKey, slot)
+	if err := s.catchUp(slot); err != nil {
+		return err
+	}
+	old := s.rec
+	// insert settles the unit; keep it, to re-apply it if the old record
+	// moved on meanwhile.
+	changes, cleared, reads := append([]change(nil), s.changes...), s.cleared, append([]readMark(nil), s.reads...)
+	if err := s.insert(ctx, now); err != nil {
+		return err
+	}
+	slot.forget()
+	newKey, newVersion := s.key, s.rec.Version
+	dropNew := func(cause error) error {
+		if err := m.store.Delete(ctx, newKey); err != nil {
+			m.log().ErrorContext(s.req.Context(), "session: regenerate: removing the new record failed", "err", err)
+		}
+		s.cookiePending = false
+		return cause
+	}
 	var buf []byte
 	for attempt := 0; ; attempt++ {
+		err := m.store.Update(ctx, oldKey, Record{Data: tombstone, ATime: now, Version: old.Version})
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrNotFound) {
+			return dropNew(errEnded)
+		}
+		if !errors.Is(err, ErrConflict) {
+			return dropNew(fmt.Errorf("session: regenerate: retiring the old record: %w", err))
+		}
+		// Another request saved into the old record after this one loaded
+		// it: bring its changes over, as a save would.
+		if err := backoff(ctx, attempt); err != nil {
+			return dropNew(fmt.Errorf("session: regenerate: %w", err))
+		}
+		rec, env, err := s.reload(ctx, oldKey, now)
+		if err != nil {
+			return dropNew(err)
+		}
+		s.changes, s.cleared, s.reads = changes, cleared, reads
+		if err := s.rebase(env.values, env.ip, rec); err != nil {
+			return dropNew(err)
+		}
+		old = s.rec
 		buf = encodeEnvelope(buf[:0], s.ip, s.values)
 		if len(buf) > m.cfg.maxDataSize {
-			return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, len(buf), m.cfg.maxDataSize)
+			return dropNew(tooLarge(len(buf), m.cfg.maxDataSize))
+		}
+		if err := m.store.Update(ctx, newKey, Record{Data: buf, ATime: now, Version: newVersion}); err != nil {
+			return dropNew(fmt.Errorf("session: regenerate: %w", err))
+		}
+		newVersion++
+	}
+	s.key, s.rec = newKey, Record{ATime: now, Created: now, Version: newVersion}
+	s.regen = false
+	s.settle()
+	if err := m.store.Delete(ctx, oldKey); err != nil {
+		// The tombstone already makes the old id unusable; cleanup removes it.
+		m.log().WarnContext(s.req.Context(), "session: regenerate: deleting the retired record failed", "err", err)
+	}
+	return nil
+}
+
+// save writes the request's unit of changes to the existing record, and
+// applies op (an Update function) last, re-running it on every retry.
+func (s *Session) save(ctx context.Context, now time.Time, op updater) error {
+	m := s.m
+	slot, err := m.slots.acquire(ctx, s.key)
+	if err != nil {
+		return fmt.Errorf("session: save: %w", err)
+	}
+	defer m.slots.release(s.key, slot)
+	if err := s.catchUp(slot); err != nil {
+		return err
+	}
+	var buf []byte
+	for attempt := 0; ; attempt++ {
+		if op != nil {
+			if err := op.apply(s); err != nil {
+				return err
+			}
+		}
+		buf = encodeEnvelope(buf[:0], s.ip, s.values)
+		if len(buf) > m.cfg.maxDataSize {
+			return tooLarge(len(buf), m.cfg.maxDataSize)
 		}
 		err := m.store.Update(ctx, s.key, Record{Data: buf, ATime: now, Version: s.rec.Version})
 		switch {
 		case err == nil:
 			s.rec.Version++
 			s.rec.ATime = now
+			// After an Update the request goes on, changing s.values in place.
+			slot.remember(s, op != nil)
+			s.settle()
 			if m.cfg.cookie.maxAge > 0 {
-				m.writeCookie(h, s.id) // slide the persistent cookie
+				s.cookiePending = true // slide the persistent cookie
 			}
 			return nil
 		case errors.Is(err, ErrNotFound):
-			return nil // killed or expired meanwhile: it stays dead
-		case errors.Is(err, ErrConflict) && attempt < 8:
-			rec, lerr := m.store.Load(ctx, s.key)
-			if errors.Is(lerr, ErrNotFound) {
-				return nil
+			slot.forget()
+			return errEnded
+		case errors.Is(err, ErrConflict):
+			slot.forget()
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("session: save: %w (after %d version conflicts)", err, attempt+1)
 			}
-			if lerr != nil {
-				return fmt.Errorf("session: reload after conflict: %w", lerr)
+			rec, env, err := s.reload(ctx, s.key, now)
+			if err != nil {
+				return err
 			}
-			env, derr := decodeEnvelope(rec.Data)
-			if derr != nil {
-				return fmt.Errorf("session: reload after conflict: %w", derr)
+			if err := s.rebase(env.values, env.ip, rec); err != nil {
+				return err
 			}
-			if m.expired(rec, now) {
-				return nil
-			}
-			if s.cleared {
-				clear(env.values)
-			}
-			for _, c := range s.changes {
-				if c.raw == nil {
-					delete(env.values, c.key)
-				} else {
-					env.values[c.key] = c.raw
-				}
-			}
-			s.values, s.ip = env.values, env.ip
-			s.rec = rec
-			s.rec.Data = nil
 		default:
-			return fmt.Errorf("session: update: %w", err)
+			slot.forget()
+			return fmt.Errorf("session: save: %w", err)
 		}
+	}
+}
+
+// catchUp rebases the request's unit on the values another request of
+// this process saved after this one loaded, if any, sparing the reload a
+// version conflict would cost.
+func (s *Session) catchUp(slot *saveSlot) error {
+	if !slot.known || slot.rec.Version == s.rec.Version {
+		return nil
+	}
+	return s.rebase(maps.Clone(slot.values), slot.ip, slot.rec)
+}
+
+// reload loads the record under key after a version conflict. A record
+// gone, retired or expired means the session was ended meanwhile.
+func (s *Session) reload(ctx context.Context, key string, now time.Time) (Record, envelope, error) {
+	rec, err := s.m.store.Load(ctx, key)
+	if errors.Is(err, ErrNotFound) || err == nil && (len(rec.Data) == 0 || s.m.expired(rec, now)) {
+		return rec, envelope{}, errEnded
+	}
+	if err != nil {
+		return rec, envelope{}, fmt.Errorf("session: reload after a version conflict: %w", err)
+	}
+	env, err := decodeEnvelope(rec.Data)
+	if err != nil {
+		return rec, envelope{}, fmt.Errorf("session: reload after a version conflict: %w", err)
+	}
+	return rec, env, nil
+}
+
+// rebase puts the request's unit on top of values, the session as another
+// request left it: it fails if a value this request read has changed
+// since, and otherwise re-applies this request's changes. values becomes
+// the session's.
+func (s *Session) rebase(values map[string]json.RawMessage, ip []byte, rec Record) error {
+	for _, r := range s.reads {
+		cur, ok := values[r.key]
+		if ok != r.had || !bytes.Equal(cur, r.raw) {
+			return &conflictError{key: r.key}
+		}
+	}
+	if s.cleared {
+		clear(values)
+	}
+	for _, c := range s.changes {
+		if c.raw == nil {
+			delete(values, c.key)
+		} else {
+			values[c.key] = c.raw
+		}
+	}
+	s.values, s.ip = values, ip
+	s.rec = rec
+	s.rec.Data = nil
+	return nil
+}
+
+// backoff waits before the retry after the attempt-th conflict: not at
+// all after the first (the other writer is most likely done), then a
+// random time up to 1ms, 2ms, 4ms... capped at 64ms ("full jitter"), so
+// that processes conflicting on one session fall out of step. It gives up
+// when ctx ends.
+func backoff(ctx context.Context, attempt int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if attempt == 0 {
+		return nil
+	}
+	limit := time.Millisecond << min(attempt-1, 6)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // touch records the access of a read-only request if the stored ATime is
 // older than the touch interval. A failed touch only costs expiry accuracy,
 // so it is logged, not turned into an error response.
-func (s *Session) touch(h http.Header, now time.Time) error {
+func (s *Session) touch(ctx context.Context, now time.Time) {
 	m := s.m
 	if now.Sub(s.rec.ATime) < m.cfg.touchInterval {
-		return nil
+		return
 	}
-	err := m.store.Touch(s.writeCtx(), s.key, now)
+	err := m.store.Touch(ctx, s.key, now)
 	switch {
 	case err == nil:
 		s.rec.ATime = now
 		if m.cfg.cookie.maxAge > 0 {
-			m.writeCookie(h, s.id)
+			s.cookiePending = true
 		}
 	case errors.Is(err, ErrNotFound):
 	default:
 		m.log().WarnContext(s.req.Context(), "session: touch failed", "err", err)
 	}
-	return nil
+}
+
+func tooLarge(n, limit int) error {
+	return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, n, limit)
+}
+
+// conflictError is a save that could not land because of another request.
+// It satisfies errors.Is(err, ErrConflict); one for a session ended
+// meanwhile also satisfies errors.Is(err, ErrNotFound).
+type conflictError struct {
+	key   string // the value read by this request that changed, if that is why
+	ended bool
+}
+
+var errEnded error = &conflictError{ended: true}
+
+func (e *conflictError) Error() string {
+	if e.ended {
+		return "session: not saved: the session was ended (killed, regenerated or expired) by another request while this one ran"
+	}
+	return fmt.Sprintf("session: not saved: value %q, read by this request, was changed by another request before this one could save", e.key)
+}
+
+func (e *conflictError) Is(target error) bool {
+	return target == ErrConflict || e.ended && target == ErrNotFound
 }

@@ -35,20 +35,32 @@ type Session struct {
 	rec     Record                     // loaded record's metadata (Data dropped)
 	ip      []byte                     // client IP that created the session, as a JSON string
 	values  map[string]json.RawMessage // current values, each immutable once stored here
-	changes []change                   // what this request changed, in order
+	changes []change                   // what this request changed since its last save, in order
 	chBuf   [2]change                  // backing for changes: most requests change one or two keys
 	cleared bool                       // Clear was called: start from empty on a retry
-	killed  bool
-	regen   bool // Regenerate was called: new id at commit
-	done    bool // committed: further changes are late
-	late    error
-	wctx    detached // context of store writes, see writeCtx
+	reads   []readMark                 // values this request read before changing them, see rebase
+	rdBuf   [2]readMark                // backing for reads
+
+	killed        bool
+	regen         bool // Regenerate was called: new id at commit
+	cookiePending bool // a save gave the session a cookie to send (new id, sliding Max-Age)
+	done          bool // committed: further changes are late
+	late          error
+	wctx          detached // context of store writes, see saveCtx
 }
 
 // change is one key set (raw != nil) or deleted (raw == nil) by this request.
 type change struct {
 	key string
 	raw json.RawMessage
+}
+
+// readMark is a value this request read from the stored session: raw as
+// read, had false if the key was absent.
+type readMark struct {
+	key string
+	raw json.RawMessage
+	had bool
 }
 
 // ID returns the session's id, the value its cookie carries (without a
@@ -101,10 +113,35 @@ func (s *Session) lookup(key string) (json.RawMessage, error) {
 		return nil, s.err
 	}
 	raw, ok := s.values[key]
+	s.noteRead(key, raw, ok)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoValue, key)
 	}
 	return raw, nil
+}
+
+// noteRead records that the request read key from the stored session, so
+// that a save can tell whether that read went stale (see rebase). Reads
+// of a new session, and of values this request wrote itself, are not
+// recorded: no other request can have changed them.
+func (s *Session) noteRead(key string, raw json.RawMessage, had bool) {
+	if s.state != existing || s.cleared {
+		return
+	}
+	for i := range s.changes {
+		if s.changes[i].key == key {
+			return
+		}
+	}
+	for i := range s.reads {
+		if s.reads[i].key == key {
+			return
+		}
+	}
+	if s.reads == nil {
+		s.reads = s.rdBuf[:0]
+	}
+	s.reads = append(s.reads, readMark{key, raw, had})
 }
 
 // Set stores v under key, encoded as JSON. Setting a value equal (in its
@@ -201,11 +238,14 @@ func (s *Session) Kill() error {
 		key = storeKey(s.cookieID) // never loaded: no need to, to delete it
 	}
 	if key != "" {
-		if err := s.m.store.Delete(s.writeCtx(), key); err != nil {
+		ctx, cancel := s.saveCtx()
+		err := s.m.store.Delete(ctx, key)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("session: kill: %w", err)
 		}
 	}
-	s.killed, s.err = true, nil
+	s.killed, s.err, s.cookiePending = true, nil, false
 	s.startFresh()
 	return nil
 }
@@ -232,5 +272,88 @@ func (s *Session) Regenerate() error {
 	if s.state == existing {
 		s.regen = true
 	}
+	return nil
+}
+
+// Update changes the value under key with fn, atomically: fn receives the
+// current value (the zero T if the session holds none) and returns the new
+// one, which is saved at once, before Update returns, together with every
+// change this request made before. If another request saved the session
+// meanwhile, fn runs again on the value that request left, as many times
+// as it takes, so concurrent increments are never lost. Update returns the
+// value that was stored: show that one, not one computed before.
+//
+// Use Update for values computed from their previous value: counters,
+// lists appended to, balances. Get followed by Set is safe too, in a
+// weaker sense: if another request changed the value between this
+// request's Get and its save, the save fails with ErrConflict (the client
+// gets 409 and may retry) instead of overwriting that change with a value
+// computed from the stale one; Update never fails that way.
+//
+// fn must be free of side effects, as it may run several times, and must
+// not use the session (it runs under the session's lock). An error from
+// fn ends Update with that error, saving nothing. Update fails with
+// ErrConflict if a value this request read with Get has changed meanwhile
+// (see the package documentation, "Concurrency"), and with ErrCommitted
+// after the response was committed. Changes made after Update are saved
+// when the response is committed, as usual.
+func Update[T any](s *Session, key string, fn func(T) (T, error)) (T, error) {
+	var zero T
+	if s == nil {
+		return zero, ErrNoSession
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.ready("Update"); err != nil {
+		return zero, err
+	}
+	op := &updateOp[T]{key: key, fn: fn}
+	ctx, cancel := s.saveCtx()
+	defer cancel()
+	now := s.m.cfg.now()
+	var err error
+	if s.state == fresh {
+		// Nothing stored can conflict with a new session: store it now,
+		// under its new id, whose cookie the response will carry.
+		if err = op.apply(s); err == nil {
+			err = s.insert(ctx, now)
+		}
+	} else {
+		err = s.save(ctx, now, op)
+	}
+	if err != nil {
+		return zero, err
+	}
+	return op.result, nil
+}
+
+// updater is an Update function to run on the values of each save attempt.
+type updater interface {
+	apply(s *Session) error
+}
+
+type updateOp[T any] struct {
+	key    string
+	fn     func(T) (T, error)
+	result T
+}
+
+func (op *updateOp[T]) apply(s *Session) error {
+	var v T
+	if raw, ok := s.values[op.key]; ok {
+		if err := decodeValue(raw, &v); err != nil {
+			return fmt.Errorf("session: value %q: %w", op.key, err)
+		}
+	}
+	v, err := op.fn(v)
+	if err != nil {
+		return err
+	}
+	raw, err := encodeValue(v)
+	if err != nil {
+		return fmt.Errorf("session: value %q: %w", op.key, err)
+	}
+	s.values[op.key] = raw
+	op.result = v
 	return nil
 }

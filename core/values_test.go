@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,10 +39,10 @@ func TestIsolation(t *testing.T) {
 	a, b := e.client(), e.client()
 	a.body("/count")
 	for i := 0; i < 9; i++ {
-		if got, want := a.body("/count"), itoa(i+2); got != want {
+		if got, want := a.body("/count"), strconv.Itoa(i+2); got != want {
 			t.Fatalf("client A: got %s want %s", got, want)
 		}
-		if got, want := b.body("/count"), itoa(i+1); got != want {
+		if got, want := b.body("/count"), strconv.Itoa(i+1); got != want {
 			t.Fatalf("client B: got %s want %s", got, want)
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -87,18 +86,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 func newMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /count", func(w http.ResponseWriter, r *http.Request) {
-		s := session.FromContext(r.Context())
-		n, err := session.Get[int](s, "count")
-		if err == nil {
-			err = s.Set("count", n+1)
-		}
+		// Update re-runs the increment on the stored count until it lands,
+		// so overlapping requests never lose one, and returns the count
+		// actually stored, which is what the response shows.
+		n, err := session.Update(session.FromContext(r.Context()), "count", func(n int) (int, error) { return n + 1, nil })
 		if err != nil {
+			// The error handler of the manager has not seen this one.
 			slog.ErrorContext(r.Context(), "count", "err", err)
-			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+			code := session.StatusCode(err)
+			http.Error(w, http.StatusText(code), code)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, strconv.Itoa(n+1))
+		fmt.Fprintln(w, n)
 	})
 	mux.HandleFunc("GET /reset", func(w http.ResponseWriter, r *http.Request) {
 		if err := session.FromContext(r.Context()).Kill(); err != nil {

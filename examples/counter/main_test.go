@@ -77,7 +77,12 @@ func (b *browser) get(path string) string {
 	if resp.StatusCode != 200 {
 		b.t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
 	}
-	return string(body)
+	// Every non-empty response is a line, so that curl's output ends cleanly.
+	line, ok := strings.CutSuffix(string(body), "\n")
+	if len(body) > 0 && (!ok || strings.Contains(line, "\n")) {
+		b.t.Fatalf("GET %s: body %q is not one line ending in a newline", path, body)
+	}
+	return line
 }
 
 // expectCounter runs the README's curl sequence: 1, 2, 3, reset, 1.
