@@ -34,4 +34,6 @@ func ExampleSubtests() {
 	// Store/SecondInstance/SeesDelete
 	// Store/SecondInstance/SeesCleanup
 	// Store/SecondInstance/WriteConflicts
+	// Session/Overlap/ManyWritersTwoInstances
+	// Session/Overlap/AtomicIncrementsTwoInstances
 }

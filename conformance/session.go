@@ -41,6 +41,7 @@ type sessT struct {
 	*fixture
 	clock *FakeClock
 	raw   session.Store // the store under test
+	ns    string        // its namespace
 	spy   *spy          // raw behind the spy, as the manager sees it
 	m     *session.Manager
 	srv   *httptest.Server
@@ -80,23 +81,13 @@ func sessFixture(f *fixture, opts ...session.Option) *sessT {
 	}
 	e.timeout, e.touch, e.lifetime = durations(f.s)
 	e.clock.Set(f.s.align(Epoch))
-	ns := f.s.namespace(f.t)
-	e.raw = f.s.h.NewStore(f.t, ns)
+	e.ns = f.s.namespace(f.t)
+	e.raw = f.s.h.NewStore(f.t, e.ns)
 	if e.raw == nil {
-		f.t.Fatalf("Harness.NewStore(%q) returned a nil store", ns)
+		f.t.Fatalf("Harness.NewStore(%q) returned a nil store", e.ns)
 	}
 	e.spy = &spy{inner: e.raw, s: f.s}
-	base := []session.Option{
-		session.WithClock(e.clock.Now),
-		session.WithCleanupInterval(0),
-		session.WithTimeout(e.timeout),
-		session.WithTouchInterval(e.touch),
-		session.WithClientIP(func(r *http.Request) string { return r.Header.Get(ipHeader) }),
-		session.WithMaxDataSize(min(f.s.maxPayload, session.DefaultMaxDataSize)),
-		session.WithLogger(slog.New(slog.DiscardHandler)),
-		session.WithErrorHandler(e.onError),
-	}
-	m, err := session.New(e.spy, append(base, opts...)...)
+	m, err := session.New(e.spy, append(e.baseOptions(), opts...)...)
 	if err != nil {
 		f.t.Fatalf("session.New: %v", err)
 	}
@@ -109,6 +100,20 @@ func sessFixture(f *fixture, opts ...session.Option) *sessT {
 	f.t.Cleanup(e.releaseSlow)
 	e.url, _ = url.Parse(e.srv.URL)
 	return e
+}
+
+// baseOptions configure every manager of a session subtest.
+func (e *sessT) baseOptions() []session.Option {
+	return []session.Option{
+		session.WithClock(e.clock.Now),
+		session.WithCleanupInterval(0),
+		session.WithTimeout(e.timeout),
+		session.WithTouchInterval(e.touch),
+		session.WithClientIP(func(r *http.Request) string { return r.Header.Get(ipHeader) }),
+		session.WithMaxDataSize(min(e.s.maxPayload, session.DefaultMaxDataSize)),
+		session.WithLogger(slog.New(slog.DiscardHandler)),
+		session.WithErrorHandler(e.onError),
+	}
 }
 
 func (e *sessT) requestTimeout() time.Duration { return 4 * e.s.watchdog }
