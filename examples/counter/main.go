@@ -7,7 +7,9 @@
 //
 // Flags choose the store: -store disk (the default: one file per session in
 // -dir, ./sessions), memory (this process only), postgres or mysql (with
-// -dsn and -table, the table created if missing).
+// -dsn and -table, the table created if missing). A flag that does not
+// apply to the chosen store, or any argument, is an error (exit status 2);
+// -h prints the flags and exits 0.
 package main
 
 import (
@@ -24,15 +26,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/websession/websession/examples/internal/stores"
+
 	session "github.com/websession/websession/core"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	switch err := run(ctx, os.Args[1:], os.Stdout); {
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the usage was printed, as asked.
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "counter:", err)
-		os.Exit(1)
+		os.Exit(2)
 	}
 }
 
@@ -41,14 +48,14 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("counter", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "address to listen on")
-	storeName := fs.String("store", defaultStore, "session store: "+storeNames())
-	dir := fs.String("dir", "./sessions", "directory of the disk store")
-	dsn := fs.String("dsn", "", "data source name of the postgres or mysql store")
-	table := fs.String("table", "sessions", "table of the postgres or mysql store (created if missing)")
+	storeFlags := stores.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	store, describe, closeStore, err := openStore(ctx, *storeName, storeFlags{dir: *dir, dsn: *dsn, table: *table})
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	store, describe, closeStore, err := storeFlags.Open(ctx)
 	if err != nil {
 		return err
 	}

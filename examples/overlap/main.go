@@ -1,0 +1,155 @@
+// Command overlap shows what overlapping requests on one session get, on
+// any store and across processes: start one or more servers over the same
+// store, then point the load generator at them.
+//
+//	go run ./examples/overlap -addr 127.0.0.1:8081 -dir /tmp/s &
+//	go run ./examples/overlap -addr 127.0.0.1:8082 -dir /tmp/s &
+//	go run ./examples/overlap -load http://127.0.0.1:8081,http://127.0.0.1:8082
+//
+// The servers answer /set?k=&v= (a blind write), /incr (an atomic
+// increment with session.Update, answering the stored count), /count (Get
+// then Set: read-then-write) and /get?k=. The load generator starts one
+// session, then sends -n requests at once, spread over the servers, each
+// setting its own key, then -n increments at once, and reports how many
+// failed, how many keys and increments were lost (none, or it exits 1),
+// and the latency of the writers (median and p99).
+//
+// The store flags are those of the counter example (-store, -dir, -dsn,
+// -table).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	session "github.com/websession/websession/core"
+	"github.com/websession/websession/examples/internal/stores"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch err := run(ctx, os.Args[1:], os.Stdout); {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errLost):
+		os.Exit(1)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "overlap:", err)
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("overlap", flag.ContinueOnError)
+	addr := fs.String("addr", ":8080", "address to listen on")
+	load := fs.String("load", "", "comma-separated base URLs of servers to load, instead of serving")
+	n := fs.Int("n", 50, "overlapping requests per round of -load")
+	storeFlags := stores.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if *load != "" {
+		rep, err := runLoad(ctx, strings.Split(*load, ","), *n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, rep)
+		if rep.lost() {
+			return errLost
+		}
+		return nil
+	}
+	store, describe, closeStore, err := storeFlags.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	m, err := session.New(store)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: m.Middleware(newMux()), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "overlap: listening on http://%s, sessions in the %s\n", ln.Addr(), describe)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+var errLost = errors.New("changes were lost or refused")
+
+func newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	fail := func(w http.ResponseWriter, err error) {
+		code := session.StatusCode(err)
+		http.Error(w, err.Error(), code)
+	}
+	mux.HandleFunc("GET /set", func(w http.ResponseWriter, r *http.Request) {
+		if err := session.FromContext(r.Context()).Set(r.FormValue("k"), r.FormValue("v")); err != nil {
+			fail(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /incr", func(w http.ResponseWriter, r *http.Request) {
+		n, err := session.Update(session.FromContext(r.Context()), "count", func(n int) (int, error) { return n + 1, nil })
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		fmt.Fprintln(w, n)
+	})
+	mux.HandleFunc("GET /count", func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		n, err := session.Get[int](s, "count")
+		if err != nil && !errors.Is(err, session.ErrNoValue) {
+			fail(w, err)
+			return
+		}
+		if err := s.Set("count", n+1); err != nil {
+			fail(w, err)
+			return
+		}
+		fmt.Fprintln(w, n+1)
+	})
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		v, err := session.Get[any](session.FromContext(r.Context()), r.FormValue("k"))
+		if err != nil && !errors.Is(err, session.ErrNoValue) {
+			fail(w, err)
+			return
+		}
+		if v == nil {
+			v = ""
+		}
+		fmt.Fprintln(w, v)
+	})
+	return mux
+}
+
+// parseCount reads a response body that is one number.
+func parseCount(body string) (int, error) { return strconv.Atoi(strings.TrimSpace(body)) }
