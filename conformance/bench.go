@@ -23,12 +23,15 @@ var benchmarks = []struct {
 	{"Touch", benchTouch},
 	{"Create", benchCreate},
 	{"CounterRequest", benchCounterRequest},
+	{"OverlappingWriters", benchOverlappingWriters},
 }
 
 // RunBenchmarks measures the store that h describes, as sub-benchmarks of
 // b: Load, Update, Touch and Create of one session-sized record, and
 // CounterRequest, one request of the web.py counter (load, increment,
-// save) through core's Middleware, driven in-process so that the figure is
+// save) through core's Middleware, and OverlappingWriters, 50 requests
+// overlapping on one session, each setting its own key (reporting the
+// median and p99 request latency and errors/op), driven in-process so that the figure is
 // the library's and the store's cost, not the network's. Each reports
 // allocations, and checks after its loop that the work was really done
 // (the final Version, ATime or count), so a store cannot look fast by
