@@ -2,6 +2,7 @@ package session
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -9,16 +10,33 @@ import (
 // maxCookieValue bounds what is even looked at; anything longer is not ours.
 const maxCookieValue = signedLen
 
-// readCookie finds the session cookie in r. It reports whether any cookie
-// of our name was present (the response may then need to delete it) and
-// the first value that is a well-formed id, correctly signed when a secret
-// key is set. Anything else is treated as no cookie and never reaches a
-// store.
+// cookieIDs are the valid session ids a request presented, in order.
+type cookieIDs struct {
+	n int
+	v [maxCookieIDs]cookieID
+}
+
+// maxCookieIDs bounds how many cookies of our name a request may make the
+// manager look up: an attacker planting cookies gets no amplification.
+const maxCookieIDs = 3
+
+type cookieID struct {
+	id     string
+	oldKey bool // signed with a verify-only key: re-sign it
+}
+
+func (c *cookieIDs) list() []cookieID { return c.v[:c.n] }
+
+// readCookie finds the session cookies in r. It reports whether any cookie
+// of our name was present (the response may then need to delete it), and
+// collects the distinct values that are well-formed ids, correctly signed
+// when a secret key is set. Anything else is treated as no cookie and
+// never reaches a store.
 //
-// It scans the Cookie headers itself rather than calling r.Cookie: that
-// returns only the first cookie of a name (a malformed one may shadow a
-// good one), and parses and allocates every cookie of the request.
-func (m *Manager) readCookie(r *http.Request) (present bool, id string) {
+// It scans the Cookie headers itself rather than calling r.Cookie or
+// r.CookiesNamed: those parse and allocate every cookie of the request,
+// and r.Cookie returns only the first of a name.
+func (m *Manager) readCookie(r *http.Request, ids *cookieIDs) (present bool) {
 	name := m.cfg.cookie.name
 	for _, line := range r.Header["Cookie"] {
 		for len(line) > 0 {
@@ -33,31 +51,41 @@ func (m *Manager) readCookie(r *http.Request) (present bool, id string) {
 			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
 			}
-			if id, ok := m.checkValue(v); ok {
-				return true, id
+			id, oldKey, ok := m.parseCookieValue(v)
+			if !ok || ids.n == maxCookieIDs || slices.ContainsFunc(ids.list(), func(c cookieID) bool { return c.id == id }) {
+				continue
 			}
+			ids.v[ids.n] = cookieID{id, oldKey}
+			ids.n++
 		}
 	}
-	return present, ""
+	return present
 }
 
-// checkValue validates a cookie value strictly (length, alphabet,
-// canonical encoding, signature) and returns the id it carries.
-func (m *Manager) checkValue(v string) (string, bool) {
+// parseCookieValue validates a cookie value strictly (length, alphabet,
+// canonical encoding, signature) and returns the id it carries, and
+// whether a verify-only key signed it.
+func (m *Manager) parseCookieValue(v string) (id string, oldKey, ok bool) {
 	if len(v) > maxCookieValue {
-		return "", false
+		return "", false, false
 	}
 	if m.signer == nil {
-		return v, canonicalB64(v, idBytes)
+		return v, false, canonicalB64(v, idBytes)
 	}
 	if len(v) != signedLen || v[idLen] != '.' {
-		return "", false
+		return "", false, false
 	}
 	id, sig := v[:idLen], v[idLen+1:]
-	if !canonicalB64(id, idBytes) || !m.signer.verify(m.cfg.cookie.name, id, sig) {
-		return "", false
+	if !canonicalB64(id, idBytes) {
+		return "", false, false
 	}
-	return id, true
+	switch m.signer.verify(m.cfg.cookie.name, id, sig) {
+	case signedCurrent:
+		return id, false, true
+	case signedOld:
+		return id, true, true
+	}
+	return "", false, false
 }
 
 // cookieValue is what the cookie carries for id.
@@ -117,6 +145,9 @@ func (m *Manager) writeAttrs(b *strings.Builder) {
 		b.WriteString("; SameSite=Strict")
 	case http.SameSiteNoneMode:
 		b.WriteString("; SameSite=None")
+	}
+	if c.partitioned {
+		b.WriteString("; Partitioned")
 	}
 }
 

@@ -27,8 +27,25 @@
 // is stored only if something was written into it, an existing one is
 // written only if changed, and otherwise at most touched (its access time
 // refreshed) once per touch interval. Changes made after the response was
-// committed cannot carry a cookie; they fail with ErrCommitted and are
-// reported to the error handler.
+// committed cannot carry a cookie; they fail with ErrCommitted.
+//
+// # Errors
+//
+// Every error has one owner, which reports it once. An error a Session
+// method or Update returns belongs to its caller: the middleware never
+// logs or reports it again. The error handler (WithErrorHandler) gets only
+// the errors no application code could see: a save that fails when the
+// response is committed, and a load that fails before the handler runs;
+// its response (by default StatusCode(err): 409, 503 or 500) replaces the
+// application's. Errors satisfy errors.Is with this package's sentinels
+// (ErrConflict, ErrTooLarge, ErrCommitted, ...) and wrap the store's.
+//
+// # Privacy
+//
+// A session stores what the application puts in it and, only with
+// WithIgnoreChangeIP(false), the client IP that created it, which that
+// check needs; otherwise no IP is stored (and a stored one is dropped by
+// the next save). Stores never see session ids, only their hashes.
 //
 // # Ids, cookies and keys
 //

@@ -23,48 +23,68 @@ func (s *Session) load() {
 	if s.state != unloaded {
 		return
 	}
-	if s.cookieID == "" {
-		s.startFresh()
-		return
-	}
-	m := s.m
-	key := storeKey(s.cookieID)
-	ctx, cancel := context.WithTimeout(s.req.Context(), m.cfg.storeTimeout)
-	rec, err := m.store.Load(ctx, key)
-	cancel()
-	if err == nil {
-		env, derr := decodeEnvelope(rec.Data)
-		switch {
-		case len(rec.Data) == 0:
-			// A tombstone: a Regenerate is retiring this id.
-			m.discard(s, key)
-			err = ErrNotFound
-		case derr != nil:
-			// Not ours or damaged: never a 500 for this browser forever.
-			m.log().WarnContext(s.req.Context(), "session: discarding undecodable session", "err", derr)
-			m.discard(s, key)
-			err = ErrNotFound
-		case m.expired(rec, m.cfg.now()):
-			m.discard(s, key)
-			err = ErrNotFound
-		case !m.cfg.ignoreChangeIP && !sameIP(env.ip, m.cfg.clientIP(s.req)):
-			s.rejected = true
-			s.startFresh()
+	// Usually one candidate. Several when the request carried several
+	// cookies of our name (a sibling subdomain may have set one): the first
+	// whose session exists wins, so a planted unknown id listed first
+	// cannot push the user's real session out.
+	for _, c := range s.cookies.list() {
+		done, err := s.loadID(c.id)
+		if err != nil {
+			s.state, s.err = failed, fmt.Errorf("session: load: %w", err)
 			return
-		default:
-			s.state = existing
-			s.id, s.key, s.ip, s.values = s.cookieID, key, env.ip, env.values
-			s.rec = rec
-			s.rec.Data = nil
+		}
+		if done {
+			s.resign = s.state == existing && c.oldKey
 			return
 		}
 	}
+	s.rejected = s.cookies.n > 0 && !s.m.cfg.ignoreExpiry
+	s.startFresh()
+}
+
+// loadID loads the session of one presented id. It reports done when the
+// session is decided: loaded, or refused by the IP check; false when the
+// id has no (valid) session.
+func (s *Session) loadID(id string) (done bool, err error) {
+	m := s.m
+	key := storeKey(id)
+	ctx, cancel := context.WithTimeout(s.req.Context(), m.cfg.storeTimeout)
+	rec, err := m.store.Load(ctx, key)
+	cancel()
 	if errors.Is(err, ErrNotFound) {
-		s.rejected = !m.cfg.ignoreExpiry
-		s.startFresh()
-		return
+		return false, nil
 	}
-	s.state, s.err = failed, fmt.Errorf("session: load: %w", err)
+	if err != nil {
+		return false, err
+	}
+	env, derr := decodeEnvelope(rec.Data)
+	switch {
+	case len(rec.Data) == 0:
+		// A tombstone: a Regenerate is retiring this id.
+		m.discard(s, key)
+		return false, nil
+	case derr != nil:
+		// Not ours or damaged: never a 500 for this browser forever.
+		m.log().WarnContext(s.req.Context(), "session: discarding undecodable session", "err", derr)
+		m.discard(s, key)
+		return false, nil
+	case m.expired(rec, m.cfg.now()):
+		m.discard(s, key)
+		return false, nil
+	case !m.cfg.ignoreChangeIP && !sameIP(env.ip, m.cfg.clientIP(s.req)):
+		s.rejected = true
+		s.startFresh()
+		return true, nil
+	}
+	s.state = existing
+	s.cookieID, s.id, s.key, s.values = id, id, key, env.values
+	s.ip = env.ip
+	if m.cfg.ignoreChangeIP {
+		s.ip = noIP // and the next save drops a stored one
+	}
+	s.rec = rec
+	s.rec.Data = nil
+	return true, nil
 }
 
 // expired applies the idle timeout and the absolute lifetime. A record
@@ -85,6 +105,9 @@ func (m *Manager) discard(s *Session, key string) {
 	}
 }
 
+// noIP is the stored IP of a session whose IP nobody checks.
+var noIP = []byte(`""`)
+
 // sameIP compares a stored IP (a JSON string) with a client IP.
 func sameIP(stored []byte, ip string) bool {
 	s, err := unquote(stored)
@@ -97,7 +120,12 @@ func (s *Session) startFresh() {
 	s.state = fresh
 	s.id, s.key, s.rec = "", "", Record{}
 	s.changes, s.cleared, s.regen, s.reads = nil, false, false, nil
-	s.ip = appendJSONString(nil, m.cfg.clientIP(s.req))
+	s.ip = noIP
+	if !m.cfg.ignoreChangeIP {
+		// Kept only when WithIgnoreChangeIP(false) needs it: an IP is
+		// personal data.
+		s.ip = appendJSONString(nil, m.cfg.clientIP(s.req))
+	}
 	s.values = make(map[string]json.RawMessage, len(m.cfg.initializer))
 	maps.Copy(s.values, m.cfg.initializer) // the raw values are never mutated in place
 	if f := m.cfg.initializerFunc; f != nil {
@@ -120,11 +148,7 @@ func (s *Session) startFresh() {
 // ready loads s for a change and refuses changes after commit. s.mu is held.
 func (s *Session) ready(op string) error {
 	if s.done {
-		err := fmt.Errorf("%w: %s", ErrCommitted, op)
-		if s.late == nil {
-			s.late = err
-		}
-		return err
+		return fmt.Errorf("%w: %s", ErrCommitted, op)
 	}
 	s.load()
 	return s.err

@@ -14,8 +14,7 @@ import (
 // ErrCommitted reports a session change made after the response was
 // committed (its headers sent). Such a change cannot be saved reliably,
 // because the cookie rides on the headers; the method that tried it returns
-// this error and the middleware reports it to the error handler once the
-// application's handler returns.
+// this error, and nothing else reports it.
 var ErrCommitted = errors.New("session: changed after the response was committed")
 
 // ErrNoValue is returned by Get for a key the session does not hold.
@@ -135,10 +134,8 @@ func (m *Manager) log() *slog.Logger {
 
 func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	m.log().ErrorContext(r.Context(), "session error", "err", err, "method", r.Method, "path", r.URL.Path)
-	if !errors.Is(err, ErrCommitted) {
-		code := StatusCode(err)
-		http.Error(w, http.StatusText(code), code)
-	}
+	code := StatusCode(err)
+	http.Error(w, http.StatusText(code), code)
 }
 
 func (m *Manager) defaultExpiredHandler(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +160,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 
 func (m *Manager) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	s := &Session{m: m}
-	s.hadCookie, s.cookieID = m.readCookie(r)
+	s.hadCookie = m.readCookie(r, &s.cookies)
 	if parent, ok := r.Context().Value(ctxKey{}).(*Session); ok {
 		s.parent = parent
 	}
@@ -172,7 +169,7 @@ func (m *Manager) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	s.w.ResponseWriter = w
 	s.w.s = s
 
-	if m.eager && s.cookieID != "" {
+	if m.eager && s.cookies.n > 0 {
 		s.mu.Lock()
 		s.load()
 		rejected, err := s.rejected, s.err
@@ -192,12 +189,6 @@ func (m *Manager) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 
 	if !s.w.committed {
 		s.w.commit()
-	}
-	s.mu.Lock()
-	late := s.late
-	s.mu.Unlock()
-	if late != nil {
-		m.cfg.errorHandler(s.w.ResponseWriter, r, late)
 	}
 }
 

@@ -56,13 +56,14 @@ type config struct {
 }
 
 type cookieConfig struct {
-	name     string
-	domain   string
-	path     string
-	secure   bool
-	httpOnly bool
-	sameSite http.SameSite
-	maxAge   time.Duration
+	name        string
+	domain      string
+	path        string
+	secure      bool
+	httpOnly    bool
+	sameSite    http.SameSite
+	partitioned bool
+	maxAge      time.Duration
 }
 
 func defaultConfig() config {
@@ -97,6 +98,9 @@ func (c *config) validate() error {
 	}
 	if c.cookie.sameSite == http.SameSiteNoneMode && !c.cookie.secure {
 		return errors.New("session: SameSite=None requires Secure (browsers reject it otherwise)")
+	}
+	if c.cookie.partitioned && !c.cookie.secure {
+		return errors.New("session: a Partitioned cookie requires Secure (browsers reject it otherwise)")
 	}
 	if strings.HasPrefix(c.cookie.name, "__Host-") && (!c.cookie.secure || c.cookie.domain != "" || c.cookie.path != "/") {
 		return errors.New("session: a __Host- cookie needs Secure, no Domain and Path=/")
@@ -167,6 +171,15 @@ func WithSameSite(mode http.SameSite) Option {
 		}
 		return fmt.Errorf("session: invalid SameSite mode %d", mode)
 	}
+}
+
+// WithPartitioned sets the cookie's Partitioned attribute (CHIPS): for an
+// application embedded in other sites (an iframe), whose cookies browsers
+// that block third-party cookies keep only partitioned by the top-level
+// site. It requires WithSecure(true), and usually WithSameSite(None).
+// Default false.
+func WithPartitioned(partitioned bool) Option {
+	return func(c *config) error { c.cookie.partitioned = partitioned; return nil }
 }
 
 // WithMaxAge makes the cookie persistent with the given Max-Age, rounded
@@ -293,13 +306,16 @@ func WithExpiredHandler(h http.Handler) Option {
 	}
 }
 
-// WithErrorHandler replaces the handler of session errors: a store that
-// fails while loading or saving, data over the size limit, a change made
-// after the response was committed. If the response has not started, the
-// handler's output replaces the application's response; if it has (the
-// error satisfies errors.Is(err, ErrCommitted)), only logging is possible.
-// The default logs with the manager's logger and, when it still can,
-// responds 500 Internal Server Error.
+// WithErrorHandler replaces the handler of the session errors that no
+// application code could see: a save that fails when the response is
+// committed (a store error, a conflict with another request, a store
+// timeout, data over the size limit), and a load that fails before the
+// application's handler runs (WithIgnoreExpiry(false) or
+// WithIgnoreChangeIP(false) load first). Its response replaces the
+// application's, which has not started. Errors that Session methods and
+// Update return are their caller's alone: the middleware never reports
+// them again, so each error is logged once, by its one owner. The default
+// logs with the manager's logger and responds with StatusCode(err).
 func WithErrorHandler(h func(w http.ResponseWriter, r *http.Request, err error)) Option {
 	return func(c *config) error {
 		if h == nil {

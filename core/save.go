@@ -41,7 +41,7 @@ func (s *Session) commit(h http.Header) error {
 	case unloaded:
 		return nil // never used: no store call at all
 	case failed:
-		return s.err
+		return nil // every method returned s.err to the handler, its owner
 	}
 	addVary(h) // the response may depend on the session
 	m := s.m
@@ -67,6 +67,11 @@ func (s *Session) commit(h http.Header) error {
 	}
 	if err != nil {
 		return err
+	}
+	if s.resign && s.state == existing {
+		// Accepted through a verify-only key: re-sign with the current
+		// one, so the old key can be retired without logging anyone out.
+		s.cookiePending, s.resign = true, false
 	}
 	if s.cookiePending {
 		s.cookiePending = false

@@ -22,8 +22,10 @@ type Session struct {
 	parent *Session       // the session of an outer manager, if any
 	w      responseWriter // embedded to save an allocation per request
 
-	hadCookie bool   // the request carried a cookie of our name, valid or not
-	cookieID  string // the valid id the request presented, if any
+	hadCookie bool      // the request carried a cookie of our name, valid or not
+	cookies   cookieIDs // the valid ids the request presented
+	cookieID  string    // the presented id whose session was loaded
+	resign    bool      // that id came signed with a verify-only key
 
 	mu       sync.Mutex
 	state    loadState
@@ -44,8 +46,7 @@ type Session struct {
 	killed        bool
 	regen         bool // Regenerate was called: new id at commit
 	cookiePending bool // a save gave the session a cookie to send (new id, sliding Max-Age)
-	done          bool // committed: further changes are late
-	late          error
+	done          bool // committed: further changes are refused
 	wctx          detached // context of store writes, see saveCtx
 }
 
@@ -234,8 +235,12 @@ func (s *Session) Kill() error {
 	switch {
 	case s.state == existing:
 		key = s.key
-	case s.cookieID != "" && s.state != fresh:
-		key = storeKey(s.cookieID) // never loaded: no need to, to delete it
+	case s.state == unloaded && s.cookies.n == 1:
+		key = storeKey(s.cookies.v[0].id) // no need to load it, to delete it
+	case s.state == unloaded && s.cookies.n > 1:
+		if s.load(); s.state == existing { // which of them is the session?
+			key = s.key
+		}
 	}
 	if key != "" {
 		ctx, cancel := s.saveCtx()

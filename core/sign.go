@@ -49,21 +49,33 @@ func (s *signer) sign(name, id string) string {
 	return string(out[:])
 }
 
-// verify reports whether sig (base64url) is a valid MAC of id under any key,
-// comparing in constant time.
-func (s *signer) verify(name, id, sig string) bool {
+// verdict is what verify found.
+type verdict uint8
+
+const (
+	unsigned      verdict = iota // no key made this signature
+	signedCurrent                // the signing key did
+	signedOld                    // a verify-only key did: re-sign
+)
+
+// verify tells whether sig (base64url) is a valid MAC of id, and under
+// which key, comparing in constant time.
+func (s *signer) verify(name, id, sig string) verdict {
 	var want [sha256.Size]byte
 	if n, err := b64.Decode(want[:], []byte(sig)); err != nil || n != sha256.Size {
-		return false
+		return unsigned
 	}
-	ok := false
-	for _, p := range s.pools {
+	v := unsigned
+	for i, p := range s.pools {
 		var sum [sha256.Size]byte
 		s.mac(p, name, id, &sum)
 		// Check every key, so timing does not tell which one matched.
-		if hmac.Equal(sum[:], want[:]) {
-			ok = true
+		if hmac.Equal(sum[:], want[:]) && v == unsigned {
+			v = signedOld
+			if i == 0 {
+				v = signedCurrent
+			}
 		}
 	}
-	return ok
+	return v
 }
