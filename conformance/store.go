@@ -972,8 +972,14 @@ func checkUseAfterClose(f *fixture) {
 // real waiting in the suite.
 func (x *storeT) eventually(cond func() string) string {
 	x.t.Helper()
-	deadline := time.Now().Add(x.s.staleness)
-	interval := min(max(x.s.staleness/50, time.Millisecond), 50*time.Millisecond)
+	return x.s.eventually(cond)
+}
+
+// eventually polls cond for up to Staleness (once when it is 0), until it
+// reports no problem; it returns the last problem.
+func (s *suite) eventually(cond func() string) string {
+	deadline := time.Now().Add(s.staleness)
+	interval := min(max(s.staleness/50, time.Millisecond), 50*time.Millisecond)
 	for {
 		problem := cond()
 		if problem == "" || !time.Now().Before(deadline) {
