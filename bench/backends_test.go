@@ -55,7 +55,11 @@ type backend struct {
 var backends = []backend{
 	{name: "none", open: func(testing.TB, openConfig) *instance { return &instance{lib: noLib{}, calls: new(calls)} }},
 	{name: "ours-memory", ours: true, open: func(tb testing.TB, cfg openConfig) *instance {
-		return openOurs(tb, cfg, memory.New(), nil)
+		store, err := memory.New()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return openOurs(tb, cfg, store, nil)
 	}},
 	{name: "scs-memstore", open: func(tb testing.TB, _ openConfig) *instance {
 		return openSCS(tb, memstore.NewWithCleanupInterval(0), nil)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	session "github.com/websession/websession/core"
-	"github.com/websession/websession/drivers/memory"
 )
 
 // benchWriter is a ResponseWriter that costs nothing, so that a benchmark
@@ -128,28 +127,28 @@ func BenchmarkMiddleware(b *testing.B) {
 		}
 	})
 	b.Run("Untouched", func(b *testing.B) {
-		m := newBenchManager(b, memory.New())
+		m := newBenchManager(b, mustNew(b))
 		w, _ := serveLoop(b, m.Middleware(plainHandler), existingSession(b, m.Middleware(counterHandler)))
 		if string(w.body) != "ok" || len(w.h) != 0 {
 			b.Fatalf("untouched request changed the response: %q %v", w.body, w.h)
 		}
 	})
 	b.Run("ReadOnly", func(b *testing.B) {
-		m := newBenchManager(b, memory.New())
+		m := newBenchManager(b, mustNew(b))
 		w, _ := serveLoop(b, m.Middleware(readHandler), existingSession(b, m.Middleware(counterHandler)))
 		if string(w.body) != "1" {
 			b.Fatalf("read %q, want 1", w.body)
 		}
 	})
 	b.Run("Counter", func(b *testing.B) {
-		m := newBenchManager(b, memory.New())
+		m := newBenchManager(b, mustNew(b))
 		w, n := serveLoop(b, m.Middleware(counterHandler), existingSession(b, m.Middleware(counterHandler)))
 		if want := strconv.Itoa(n + 1); string(w.body) != want {
 			b.Fatalf("count %q after %d increments, want %s", w.body, n, want)
 		}
 	})
 	b.Run("New", func(b *testing.B) {
-		store := memory.New()
+		store := mustNew(b)
 		m := newBenchManager(b, store)
 		w, n := serveLoop(b, m.Middleware(counterHandler), "")
 		if store.Len() != n || w.h.Get("Set-Cookie") == "" {
@@ -157,7 +156,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		}
 	})
 	b.Run("ReadOnlyParallel", func(b *testing.B) {
-		m := newBenchManager(b, memory.New())
+		m := newBenchManager(b, mustNew(b))
 		h := m.Middleware(readHandler)
 		setup := m.Middleware(counterHandler)
 		b.ReportAllocs()
@@ -178,7 +177,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		})
 	})
 	b.Run("CounterParallel", func(b *testing.B) {
-		m := newBenchManager(b, memory.New())
+		m := newBenchManager(b, mustNew(b))
 		h := m.Middleware(counterHandler)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -209,7 +208,7 @@ func BenchmarkMillionSessions(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		s := memory.New()
+		s := mustNew(b)
 		ctx := context.Background()
 		for i := 0; i < n; i++ {
 			// Keys shaped like the manager's: 43 base64url characters.

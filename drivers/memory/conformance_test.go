@@ -13,7 +13,7 @@ import (
 // instances share nothing.
 var harness = conformance.Harness{
 	NewStore: func(tb testing.TB, namespace string) session.Store {
-		return memory.New()
+		return mustNew(tb)
 	},
 	Unsupported: map[conformance.Capability]string{
 		conformance.SharedStorage: "in-process: sessions live in one Store value, which another process cannot see",
@@ -23,3 +23,12 @@ var harness = conformance.Harness{
 func TestConformance(t *testing.T) { conformance.Run(t, harness) }
 
 func BenchmarkConformance(b *testing.B) { conformance.RunBenchmarks(b, harness) }
+
+func mustNew(tb testing.TB) *memory.Store {
+	tb.Helper()
+	s, err := memory.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}

@@ -35,7 +35,8 @@ type kind struct {
 
 var kinds = map[string]kind{
 	"memory": {open: func(context.Context, *Flags) (session.Store, string, func(), error) {
-		return memory.New(), "memory store (lost when the process exits)", func() {}, nil
+		s, err := memory.New()
+		return s, "memory store (lost when the process exits)", func() {}, err
 	}},
 	"disk": {flags: []string{"dir"}, open: func(_ context.Context, f *Flags) (session.Store, string, func(), error) {
 		s, err := disk.New(*f.dir)

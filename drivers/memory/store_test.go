@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ var t0 = time.Date(2041, 3, 7, 13, 45, 12, 123456789, time.FixedZone("X", -9*360
 
 func TestContract(t *testing.T) {
 	ctx := context.Background()
-	s := memory.New()
+	s := mustNew(t)
 	if _, err := s.Load(ctx, "k"); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Load missing: %v", err)
 	}
@@ -81,7 +82,7 @@ func TestContract(t *testing.T) {
 
 func TestCleanup(t *testing.T) {
 	ctx := context.Background()
-	s := memory.New()
+	s := mustNew(t)
 	for i := 0; i < 1000; i++ {
 		at := t0.Add(time.Duration(i) * time.Second)
 		if err := s.Create(ctx, fmt.Sprintf("k%d", i), session.Record{ATime: at, Created: at}); err != nil {
@@ -107,7 +108,7 @@ func TestCleanup(t *testing.T) {
 func TestCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	s := memory.New()
+	s := mustNew(t)
 	_, err := s.Load(ctx, "k")
 	errs := []error{err,
 		s.Create(ctx, "k", session.Record{}), s.Update(ctx, "k", session.Record{}),
@@ -123,7 +124,7 @@ func TestCancelledContext(t *testing.T) {
 
 func TestConcurrentUpdatesOneWinner(t *testing.T) {
 	ctx := context.Background()
-	s := memory.New()
+	s := mustNew(t)
 	for round := 0; round < 50; round++ {
 		key := fmt.Sprintf("k%d", round)
 		if err := s.Create(ctx, key, session.Record{ATime: t0, Created: t0}); err != nil {
@@ -155,7 +156,7 @@ func TestConcurrentUpdatesOneWinner(t *testing.T) {
 
 func TestManyGoroutinesDistinctKeys(t *testing.T) {
 	ctx := context.Background()
-	s := memory.New()
+	s := mustNew(t)
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
@@ -183,5 +184,107 @@ func TestManyGoroutinesDistinctKeys(t *testing.T) {
 	wg.Wait()
 	if s.Len() != 16*200 {
 		t.Fatalf("Len = %d", s.Len())
+	}
+}
+
+func TestErrorShape(t *testing.T) {
+	ctx := context.Background()
+	s := mustNew(t)
+	err := s.Update(ctx, "missing", session.Record{})
+	if !errors.Is(err, session.ErrNotFound) || err.Error() != "memory: update: session: record not found" {
+		t.Fatalf("Update of a missing key: %q, want \"memory: update: ...\" wrapping ErrNotFound", err)
+	}
+	if err := s.Create(ctx, "bad key!", session.Record{}); !errors.Is(err, session.ErrInvalidKey) {
+		t.Fatalf("Create with an invalid key: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Load(cctx, "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Load with a cancelled context: %v", err)
+	}
+}
+
+func TestMaxDataSize(t *testing.T) {
+	ctx := context.Background()
+	if _, err := memory.New(memory.WithMaxDataSize(0)); err == nil {
+		t.Fatal("WithMaxDataSize(0) accepted")
+	}
+	s, err := memory.New(memory.WithMaxDataSize(8))
+	if err != nil || s.MaxDataSize() != 8 {
+		t.Fatalf("New: %v, MaxDataSize %d", err, s.MaxDataSize())
+	}
+	if err := s.Create(ctx, "k", session.Record{Data: make([]byte, 9)}); !errors.Is(err, session.ErrTooLarge) {
+		t.Fatalf("9 bytes over a limit of 8: %v", err)
+	}
+	if s.Len() != 0 {
+		t.Fatal("refused data was stored")
+	}
+	if err := s.Create(ctx, "k", session.Record{Data: make([]byte, 8)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, "k", session.Record{Data: make([]byte, 9), Version: 1}); !errors.Is(err, session.ErrTooLarge) {
+		t.Fatalf("Update over the limit: %v", err)
+	}
+}
+
+func TestOwnerIndex(t *testing.T) {
+	ctx := context.Background()
+	s := mustNew(t)
+	put := func(key, owner string) {
+		t.Helper()
+		if err := s.Create(ctx, key, session.Record{Data: []byte(key), ATime: t0, Created: t0, Owner: owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owned := func(owner string) []string {
+		t.Helper()
+		recs, err := s.LoadOwned(ctx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range recs {
+			if r.Record.Owner != owner || string(r.Record.Data) != r.Key {
+				t.Fatalf("LoadOwned(%s) returned %+v", owner, r)
+			}
+			keys = append(keys, r.Key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	put("a1", "ann")
+	put("a2", "ann")
+	put("b1", "bob")
+	put("x", "")
+	if got := owned("ann"); !slices.Equal(got, []string{"a1", "a2"}) {
+		t.Fatalf("ann owns %v", got)
+	}
+	if got := owned("nobody"); len(got) != 0 {
+		t.Fatalf("an unknown owner owns %v", got)
+	}
+	// Update moves a record to another owner, Delete and Cleanup drop it.
+	if err := s.Update(ctx, "a2", session.Record{Data: []byte("a2"), ATime: t0, Version: 1, Owner: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := owned("bob"); !slices.Equal(got, []string{"a2", "b1"}) {
+		t.Fatalf("after the owner change bob owns %v", got)
+	}
+	if err := s.Touch(ctx, "a1", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Load(ctx, "a1"); rec.Owner != "ann" {
+		t.Fatalf("Touch changed the owner to %q", rec.Owner)
+	}
+	if err := s.Delete(ctx, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Cleanup(ctx, t0.Add(time.Minute)); err != nil || n != 2 {
+		t.Fatalf("Cleanup: %d %v", n, err)
+	}
+	if got := owned("bob"); len(got) != 0 {
+		t.Fatalf("after Delete and Cleanup bob owns %v", got)
+	}
+	if got := owned("ann"); !slices.Equal(got, []string{"a1"}) {
+		t.Fatalf("ann owns %v after Cleanup, want the touched a1", got)
 	}
 }

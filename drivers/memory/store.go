@@ -1,17 +1,8 @@
-// Package memory is an in-process session.Store: sessions live in this
-// process's memory and die with it, and are not shared between processes.
-// It suits tests, development and single-process deployments that accept
-// losing sessions on restart.
-//
-// The store is split into shards, each a map under its own lock, so
-// requests on different sessions rarely contend: there is no global lock on
-// any path but Cleanup's walk, which takes one shard at a time. Data is
-// copied on the way in and on the way out, so neither the caller nor the
-// store can change the other's bytes.
 package memory
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -26,8 +17,10 @@ const numShards = 256
 // Store is an in-memory session.Store. The zero value is not usable; call
 // New.
 type Store struct {
-	seed   maphash.Seed
-	shards [numShards]shard
+	seed        maphash.Seed
+	maxDataSize int
+	shards      [numShards]shard
+	owners      [numShards]ownerShard
 }
 
 type shard struct {
@@ -41,18 +34,31 @@ type entry struct {
 	atime   time.Time
 	created time.Time
 	version uint64
+	owner   string
 }
 
-var _ session.Store = (*Store)(nil)
+var (
+	_ session.Store      = (*Store)(nil)
+	_ session.OwnerIndex = (*Store)(nil)
+)
 
 // New returns an empty Store.
-func New() *Store {
-	s := &Store{seed: maphash.MakeSeed()}
+func New(opts ...Option) (*Store, error) {
+	o := options{maxDataSize: DefaultMaxDataSize}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{seed: maphash.MakeSeed(), maxDataSize: o.maxDataSize}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]entry)
 	}
-	return s
+	return s, nil
 }
+
+// MaxDataSize returns the largest Data a record may hold, in bytes.
+func (s *Store) MaxDataSize() int { return s.maxDataSize }
 
 func (s *Store) shard(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)%numShards]
@@ -68,9 +74,22 @@ func clone(b []byte) []byte {
 	return append(make([]byte, 0, len(b)), b...)
 }
 
+func (s *Store) checkSize(op string, data []byte) error {
+	if len(data) > s.maxDataSize {
+		return opError(op, fmt.Errorf("%w: %d bytes, limit %d", session.ErrTooLarge, len(data), s.maxDataSize))
+	}
+	return nil
+}
+
+func (e *entry) record() session.Record {
+	// e.data is never modified in place (writes replace it), so copying
+	// outside the lock is safe.
+	return session.Record{Data: clone(e.data), ATime: e.atime, Created: e.created, Version: e.version, Owner: e.owner}
+}
+
 // Load implements session.Store.
 func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
-	if err := ctx.Err(); err != nil {
+	if err := begin(ctx, "load", key); err != nil {
 		return session.Record{}, err
 	}
 	sh := s.shard(key)
@@ -78,35 +97,37 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	e, ok := sh.m[key]
 	sh.mu.RUnlock()
 	if !ok {
-		return session.Record{}, session.ErrNotFound
+		return session.Record{}, opError("load", session.ErrNotFound)
 	}
-	// e.data is never modified in place (writes replace it), so copying
-	// outside the lock is safe.
-	return session.Record{Data: clone(e.data), ATime: e.atime, Created: e.created, Version: e.version}, nil
+	return e.record(), nil
 }
 
 // Create implements session.Store.
 func (s *Store) Create(ctx context.Context, key string, rec session.Record) error {
-	if err := ctx.Err(); err != nil {
+	if err := begin(ctx, "create", key); err != nil {
 		return err
 	}
-	if !session.ValidKey(key) {
-		return session.ErrInvalidKey
+	if err := s.checkSize("create", rec.Data); err != nil {
+		return err
 	}
-	e := entry{data: clone(rec.Data), atime: stamp(rec.ATime), created: stamp(rec.Created), version: 1}
+	e := entry{data: clone(rec.Data), atime: stamp(rec.ATime), created: stamp(rec.Created), version: 1, owner: rec.Owner}
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, ok := sh.m[key]; ok {
-		return session.ErrExists
+		return opError("create", session.ErrExists)
 	}
 	sh.m[key] = e
+	s.index(key, "", e.owner)
 	return nil
 }
 
 // Update implements session.Store.
 func (s *Store) Update(ctx context.Context, key string, rec session.Record) error {
-	if err := ctx.Err(); err != nil {
+	if err := begin(ctx, "update", key); err != nil {
+		return err
+	}
+	if err := s.checkSize("update", rec.Data); err != nil {
 		return err
 	}
 	data := clone(rec.Data)
@@ -116,18 +137,19 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	e, ok := sh.m[key]
 	switch {
 	case !ok:
-		return session.ErrNotFound
+		return opError("update", session.ErrNotFound)
 	case e.version != rec.Version:
-		return session.ErrConflict
+		return opError("update", session.ErrConflict)
 	}
-	e.data, e.atime, e.version = data, stamp(rec.ATime), e.version+1
+	s.index(key, e.owner, rec.Owner)
+	e.data, e.atime, e.version, e.owner = data, stamp(rec.ATime), e.version+1, rec.Owner
 	sh.m[key] = e
 	return nil
 }
 
 // Touch implements session.Store.
 func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
-	if err := ctx.Err(); err != nil {
+	if err := begin(ctx, "touch", key); err != nil {
 		return err
 	}
 	sh := s.shard(key)
@@ -135,7 +157,7 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	defer sh.mu.Unlock()
 	e, ok := sh.m[key]
 	if !ok {
-		return session.ErrNotFound
+		return opError("touch", session.ErrNotFound)
 	}
 	e.atime = stamp(atime)
 	sh.m[key] = e
@@ -144,13 +166,16 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
+	if err := begin(ctx, "delete", key); err != nil {
 		return err
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
-	delete(sh.m, key)
-	sh.mu.Unlock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.m[key]; ok {
+		delete(sh.m, key)
+		s.index(key, e.owner, "")
+	}
 	return nil
 }
 
@@ -160,13 +185,14 @@ func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 	n := 0
 	for i := range s.shards {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return n, opError("cleanup", err)
 		}
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for k, e := range sh.m {
 			if e.atime.Before(cutoff) {
 				delete(sh.m, k)
+				s.index(k, e.owner, "")
 				n++
 			}
 		}
