@@ -19,20 +19,36 @@ ARGS    ?=
 
 .PHONY: test lint bench run work-check
 
+SUMMARY := $(CURDIR)/bin/testsummary
+SKIPS   := $(CURDIR)/bin/skipped.json
+
 # test: the workspace must build and vet as a whole, then each module is
-# tested alone, the way a user who picks that one module sees it.
-test: work-check
-	@set -e; for m in $(MODULES); do \
+# tested alone, the way a user who picks that one module sees it. Output is
+# go test's usual terse one; it ends with every skipped test and why
+# (.ci/testsummary reads go test -json), so a suite that could not reach
+# its database never passes silently.
+test: work-check $(SUMMARY)
+	@rm -f $(SKIPS); status=0; for m in $(MODULES); do \
 		echo "=== test $$m"; \
-		(cd $$m && GOWORK=off $(GO) test -race -count=1 ./...); \
-	done
+		(cd $$m && set -o pipefail && GOWORK=off $(GO) test -race -count=1 -json ./... | $(SUMMARY) -skips $(SKIPS)) || status=1; \
+	done; \
+	$(SUMMARY) -report $(SKIPS); \
+	if [ $$status -ne 0 ]; then echo; echo "make test: FAILED (see above)"; fi; \
+	exit $$status
+
+$(SUMMARY): .ci/testsummary/main.go
+	@mkdir -p $(dir $@)
+	GOWORK=off $(GO) build -o $@ .ci/testsummary/main.go
 
 work-check:
 	$(GO) build work
 	$(GO) vet work
 
 lint:
-	@set -e; bad=$$(gofmt -l $(MODULES)); \
+	@set -e; for m in $(MODULES); do \
+		cmp -s LICENSE $$m/LICENSE || { echo "$$m/LICENSE differs from LICENSE (every module zip must carry it)"; exit 1; }; \
+	done
+	@set -e; bad=$$(gofmt -l $(MODULES) .ci); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@set -e; for m in $(MODULES); do \
 		echo "=== lint $$m"; \

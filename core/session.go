@@ -44,9 +44,9 @@ type Session struct {
 	rdBuf   [2]readMark                // backing for reads
 
 	killed        bool
-	regen         bool // Regenerate was called: new id at commit
-	cookiePending bool // a save gave the session a cookie to send (new id, sliding Max-Age)
-	done          bool // committed: further changes are refused
+	regen         bool     // Regenerate was called: new id at commit
+	cookiePending bool     // a save gave the session a cookie to send (new id, sliding Max-Age)
+	done          bool     // committed: further changes are refused
 	wctx          detached // context of store writes, see saveCtx
 }
 
