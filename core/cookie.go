@@ -10,10 +10,12 @@ import (
 // maxCookieValue bounds what is even looked at; anything longer is not ours.
 const maxCookieValue = signedLen
 
-// cookieIDs are the valid session ids a request presented, in order.
+// cookieIDs are the valid session ids a request presented, in order: the
+// first inline, the rare others (duplicate cookies) in more.
 type cookieIDs struct {
-	n int
-	v [maxCookieIDs]cookieID
+	n     int
+	first [1]cookieID
+	more  []cookieID
 }
 
 // maxCookieIDs bounds how many cookies of our name a request may make the
@@ -25,7 +27,24 @@ type cookieID struct {
 	oldKey bool // signed with a verify-only key: re-sign it
 }
 
-func (c *cookieIDs) list() []cookieID { return c.v[:c.n] }
+func (c *cookieIDs) list() []cookieID {
+	if c.n <= 1 {
+		return c.first[:c.n]
+	}
+	return c.more
+}
+
+func (c *cookieIDs) add(id cookieID) {
+	switch c.n {
+	case 0:
+		c.first[0] = id
+	case 1:
+		c.more = append(make([]cookieID, 0, maxCookieIDs), c.first[0], id)
+	default:
+		c.more = append(c.more, id)
+	}
+	c.n++
+}
 
 // readCookie finds the session cookies in r. It reports whether any cookie
 // of our name was present (the response may then need to delete it), and
@@ -33,9 +52,10 @@ func (c *cookieIDs) list() []cookieID { return c.v[:c.n] }
 // when a secret key is set. Anything else is treated as no cookie and
 // never reaches a store.
 //
-// It scans the Cookie headers itself rather than calling r.Cookie or
-// r.CookiesNamed: those parse and allocate every cookie of the request,
-// and r.Cookie returns only the first of a name.
+// It scans the Cookie headers in place rather than calling r.CookiesNamed,
+// which allocates a *http.Cookie (and its strings) per cookie of our name
+// and sanitizes values we then validate again; r.Cookie would return only
+// the first cookie of the name. BenchmarkReadCookie compares the two.
 func (m *Manager) readCookie(r *http.Request, ids *cookieIDs) (present bool) {
 	name := m.cfg.cookie.name
 	for _, line := range r.Header["Cookie"] {
@@ -55,8 +75,7 @@ func (m *Manager) readCookie(r *http.Request, ids *cookieIDs) (present bool) {
 			if !ok || ids.n == maxCookieIDs || slices.ContainsFunc(ids.list(), func(c cookieID) bool { return c.id == id }) {
 				continue
 			}
-			ids.v[ids.n] = cookieID{id, oldKey}
-			ids.n++
+			ids.add(cookieID{id, oldKey})
 		}
 	}
 	return present
@@ -111,7 +130,7 @@ func (m *Manager) writeCookie(h http.Header, id string) {
 	}
 	m.writeAttrs(&b)
 	h["Set-Cookie"] = append(h["Set-Cookie"], b.String())
-	noStoreSetCookie(h)
+	forbidSharedCaching(h)
 }
 
 // writeDeletionCookie tells the browser to drop the session cookie.
@@ -121,7 +140,7 @@ func (m *Manager) writeDeletionCookie(h http.Header) {
 	b.WriteString("=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
 	m.writeAttrs(&b)
 	h.Add("Set-Cookie", b.String())
-	noStoreSetCookie(h)
+	forbidSharedCaching(h)
 }
 
 func (m *Manager) writeAttrs(b *strings.Builder) {
@@ -153,12 +172,12 @@ func (m *Manager) writeAttrs(b *strings.Builder) {
 
 const privateNoCacheSetCookie = `private, no-cache="Set-Cookie"`
 
-// noStoreSetCookie keeps shared caches from storing a response that sets
+// forbidSharedCaching keeps shared caches from storing a response that sets
 // the session cookie: otherwise a cached page could hand one user's cookie
 // to everybody (Django CVE-2026-35192). "private" forbids shared caches to
 // store the response at all; no-cache="Set-Cookie" is the narrower form for
 // caches that honour it. A handler's own "no-store" or "private" is kept.
-func noStoreSetCookie(h http.Header) {
+func forbidSharedCaching(h http.Header) {
 	addVary(h)
 	cc := h.Get("Cache-Control")
 	if cc == "" {

@@ -367,7 +367,7 @@ func hasSetCookie(resp *http.Response, name string) bool {
 
 // storeSessionDirect stores a session holding values through m and returns
 // its id (the cookie value, unsigned managers only).
-func storeSessionDirect(t *testing.T, m *Manager, values map[string]any) string {
+func storeSessionDirect(t testing.TB, m *Manager, values map[string]any) string {
 	t.Helper()
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, v := range values {

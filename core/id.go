@@ -49,6 +49,8 @@ func canonicalB64(s string, n int) bool {
 	return err == nil && got == n
 }
 
+// isB64URL reports whether c is in the base64url alphabet, which is also
+// the alphabet of store keys (ValidKey).
 func isB64URL(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,9 +47,8 @@ func (s *Session) load() {
 func (s *Session) loadID(id string) (done bool, err error) {
 	m := s.m
 	key := storeKey(id)
-	ctx, cancel := context.WithTimeout(s.req.Context(), m.cfg.storeTimeout)
-	rec, err := m.store.Load(ctx, key)
-	cancel()
+	rec, err := m.store.Load(s.call.start(s.req.Context(), m.cfg.storeTimeout), key)
+	s.call.end()
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -98,8 +96,8 @@ func (m *Manager) expired(rec Record, now time.Time) bool {
 
 // discard deletes a record that load refused, best effort.
 func (m *Manager) discard(s *Session, key string) {
-	ctx, cancel := s.saveCtx()
-	defer cancel()
+	ctx := s.saveCtx()
+	defer s.call.end()
 	if err := m.store.Delete(ctx, key); err != nil {
 		m.log().WarnContext(s.req.Context(), "session: deleting an expired session failed", "err", err)
 	}

@@ -115,7 +115,7 @@ func (c *config) validate() error {
 // DefaultCookieName.
 func WithCookieName(name string) Option {
 	return func(c *config) error {
-		if name == "" || !isToken(name) {
+		if name == "" || (&http.Cookie{Name: name}).Valid() != nil {
 			return fmt.Errorf("session: invalid cookie name %q", name)
 		}
 		c.cookie.name = name
@@ -445,16 +445,4 @@ func RemoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// isToken reports whether s is an RFC 7230 token, the grammar of a cookie
-// name.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }

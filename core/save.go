@@ -52,19 +52,18 @@ func (s *Session) commit(h http.Header) error {
 		}
 		return nil
 	}
-	ctx, cancel := s.saveCtx()
-	defer cancel()
 	var err error
 	switch {
 	case s.state == fresh:
-		err = s.insert(ctx, now)
+		err = s.insert(s.saveCtx(), now)
 	case s.regen:
-		err = s.regenerate(ctx, now)
+		err = s.regenerate(s.saveCtx(), now)
 	case s.modified():
-		err = s.save(ctx, now, nil)
+		err = s.save(s.saveCtx(), now, nil)
 	default:
-		s.touch(ctx, now)
+		s.touch(now)
 	}
+	s.call.end()
 	if err != nil {
 		return err
 	}
@@ -84,12 +83,13 @@ func (s *Session) modified() bool { return s.cleared || len(s.changes) > 0 }
 
 // saveCtx is the context of a save: the request's values without its
 // cancellation (a change the handler decided is saved even if the client
-// has gone), bounded by the store timeout.
-func (s *Session) saveCtx() (context.Context, context.CancelFunc) {
+// has gone), bounded by the store timeout. The caller ends it with
+// s.call.end().
+func (s *Session) saveCtx() context.Context {
 	if s.wctx.Context == nil {
 		s.wctx.Context = s.req.Context()
 	}
-	return context.WithTimeout(&s.wctx, s.m.cfg.storeTimeout)
+	return s.call.start(&s.wctx, s.m.cfg.storeTimeout)
 }
 
 // settle marks the request's unit of changes as saved.
@@ -306,7 +306,7 @@ func (s *Session) reload(ctx context.Context, key string, now time.Time) (Record
 func (s *Session) rebase(values map[string]json.RawMessage, ip []byte, rec Record) error {
 	for _, r := range s.reads {
 		cur, ok := values[r.key]
-		if ok != r.had || !bytes.Equal(cur, r.raw) {
+		if ok != (r.raw != nil) || !bytes.Equal(cur, r.raw) {
 			return &conflictError{key: r.key}
 		}
 	}
@@ -352,12 +352,12 @@ func backoff(ctx context.Context, attempt int) error {
 // touch records the access of a read-only request if the stored ATime is
 // older than the touch interval. A failed touch only costs expiry accuracy,
 // so it is logged, not turned into an error response.
-func (s *Session) touch(ctx context.Context, now time.Time) {
+func (s *Session) touch(now time.Time) {
 	m := s.m
 	if now.Sub(s.rec.ATime) < m.cfg.touchInterval {
 		return
 	}
-	err := m.store.Touch(ctx, s.key, now)
+	err := m.store.Touch(s.saveCtx(), s.key, now)
 	switch {
 	case err == nil:
 		s.rec.ATime = now

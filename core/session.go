@@ -47,7 +47,8 @@ type Session struct {
 	regen         bool     // Regenerate was called: new id at commit
 	cookiePending bool     // a save gave the session a cookie to send (new id, sliding Max-Age)
 	done          bool     // committed: further changes are refused
-	wctx          detached // context of store writes, see saveCtx
+	wctx          detached // parent of the context of store writes, see saveCtx
+	call          callCtx  // the context of the store call in progress
 }
 
 // change is one key set (raw != nil) or deleted (raw == nil) by this request.
@@ -57,11 +58,10 @@ type change struct {
 }
 
 // readMark is a value this request read from the stored session: raw as
-// read, had false if the key was absent.
+// read, nil if the key was absent (a stored value is never nil).
 type readMark struct {
 	key string
 	raw json.RawMessage
-	had bool
 }
 
 // ID returns the session's id, the value its cookie carries (without a
@@ -142,7 +142,10 @@ func (s *Session) noteRead(key string, raw json.RawMessage, had bool) {
 	if s.reads == nil {
 		s.reads = s.rdBuf[:0]
 	}
-	s.reads = append(s.reads, readMark{key, raw, had})
+	if !had {
+		raw = nil
+	}
+	s.reads = append(s.reads, readMark{key, raw})
 }
 
 // Set stores v under key, encoded as JSON. Setting a value equal (in its
@@ -236,16 +239,15 @@ func (s *Session) Kill() error {
 	case s.state == existing:
 		key = s.key
 	case s.state == unloaded && s.cookies.n == 1:
-		key = storeKey(s.cookies.v[0].id) // no need to load it, to delete it
+		key = storeKey(s.cookies.first[0].id) // no need to load it, to delete it
 	case s.state == unloaded && s.cookies.n > 1:
 		if s.load(); s.state == existing { // which of them is the session?
 			key = s.key
 		}
 	}
 	if key != "" {
-		ctx, cancel := s.saveCtx()
-		err := s.m.store.Delete(ctx, key)
-		cancel()
+		err := s.m.store.Delete(s.saveCtx(), key)
+		s.call.end()
 		if err != nil {
 			return fmt.Errorf("session: kill: %w", err)
 		}
@@ -313,8 +315,8 @@ func Update[T any](s *Session, key string, fn func(T) (T, error)) (T, error) {
 		return zero, err
 	}
 	op := &updateOp[T]{key: key, fn: fn}
-	ctx, cancel := s.saveCtx()
-	defer cancel()
+	ctx := s.saveCtx()
+	defer s.call.end()
 	now := s.m.cfg.now()
 	var err error
 	if s.state == fresh {

@@ -124,13 +124,9 @@ func ValidKey(key string) bool {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
-		if !isKeyByte(key[i]) {
+		if !isB64URL(key[i]) {
 			return false
 		}
 	}
 	return true
-}
-
-func isKeyByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }

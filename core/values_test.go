@@ -282,7 +282,7 @@ func TestMultipleManagers(t *testing.T) {
 
 // must reports an unexpected error. It does not stop the test, so it is
 // safe in handlers, which run on the server's goroutines.
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Error(err)
