@@ -4,6 +4,15 @@
 // a request in flight, expiry checked on every load, no write for a request
 // that changed nothing, JSON instead of pickle, and id rotation at login.
 //
+// # Import
+//
+// The module lives in the directory core; its package is named session:
+//
+//	import session "github.com/websession/websession/core"
+//
+// The alias is optional (without it the package is still session), but it
+// tells readers and goimports which name the path brings in.
+//
 // # Use
 //
 // Build a Manager over a Store, wrap the application's handler with its
