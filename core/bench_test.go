@@ -57,7 +57,7 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = encodeEnvelope(buf[:0], env.ip, env.values)
+			buf = encodeEnvelope(buf[:0], env.ip, &env.meta, env.values)
 		}
 		if string(buf) != string(sampleSession) {
 			b.Fatalf("encoded %s", buf)

@@ -4,16 +4,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
 // The stored form of a session is one JSON object:
 //
-//	{"v":1,"ip":"192.0.2.1","data":{"count":3,"user":"ann"}}
+//	{"v":1,"ip":"192.0.2.1","owner":"ann","labels":{"device":"Firefox"},"max_age":2592000,"data":{"count":3}}
 //
-// "v" is the format version, "ip" the client IP that created the session,
-// "data" the values, each the JSON its Set produced. JSON, and never gob or
+// "v" is the format version, "ip" the client IP that created the session
+// ("" unless an IP check needs it), "owner", "labels" and "max_age" (only
+// when set) what SetOwner, SetLabel and RememberMe gave it, and "data" the
+// values, each the JSON its Set produced. JSON, and never gob or
 // any codec that builds types named by the stored bytes: whoever can write
 // the store can at worst change values, never make the process instantiate
 // or run anything. Unknown top-level members are ignored, so a later
@@ -28,17 +32,48 @@ type envelope struct {
 	// included: it is only re-encoded or, rarely, compared, so it is kept
 	// in its stored form.
 	ip     []byte
+	meta   sessionMeta
 	values map[string]json.RawMessage
 }
 
+// sessionMeta is what the manager keeps about a session beside its values.
+type sessionMeta struct {
+	owner  string            // the application's owner, "" if none
+	labels map[string]string // descriptive values shown in owner listings; never changed in place
+	maxAge int64             // this session's cookie Max-Age in seconds (RememberMe); 0 = the manager's
+}
+
 // encodeEnvelope appends the stored form to dst. ip is a JSON string
-// literal. Keys are written sorted, so equal sessions encode to equal bytes.
-func encodeEnvelope(dst, ip []byte, values map[string]json.RawMessage) []byte {
+// literal; meta may be nil. Keys are written sorted, so equal sessions
+// encode to equal bytes.
+func encodeEnvelope(dst, ip []byte, meta *sessionMeta, values map[string]json.RawMessage) []byte {
 	if dst == nil {
-		dst = make([]byte, 0, encodedSize(ip, values))
+		dst = make([]byte, 0, encodedSize(ip, meta, values))
 	}
 	dst = append(dst, `{"v":1,"ip":`...)
 	dst = append(dst, ip...)
+	if meta != nil {
+		if meta.owner != "" {
+			dst = append(dst, `,"owner":`...)
+			dst = appendJSONString(dst, meta.owner)
+		}
+		if len(meta.labels) > 0 {
+			dst = append(dst, `,"labels":{`...)
+			for i, k := range slices.Sorted(maps.Keys(meta.labels)) {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendJSONString(dst, k)
+				dst = append(dst, ':')
+				dst = appendJSONString(dst, meta.labels[k])
+			}
+			dst = append(dst, '}')
+		}
+		if meta.maxAge > 0 {
+			dst = append(dst, `,"max_age":`...)
+			dst = strconv.AppendInt(dst, meta.maxAge, 10)
+		}
+	}
 	dst = append(dst, `,"data":{`...)
 	var small [8]string
 	keys := small[:0]
@@ -57,9 +92,24 @@ func encodeEnvelope(dst, ip []byte, values map[string]json.RawMessage) []byte {
 	return append(dst, "}}"...)
 }
 
-// encodedSize is len(encodeEnvelope(nil, ip, values)) without encoding.
-func encodedSize(ip []byte, values map[string]json.RawMessage) int {
+// encodedSize is len(encodeEnvelope(nil, ip, meta, values)) without
+// encoding.
+func encodedSize(ip []byte, meta *sessionMeta, values map[string]json.RawMessage) int {
 	n := len(`{"v":1,"ip":,"data":{}}`) + len(ip)
+	if meta != nil {
+		if meta.owner != "" {
+			n += len(`,"owner":`) + jsonStringLen(meta.owner)
+		}
+		if len(meta.labels) > 0 {
+			n += len(`,"labels":{}`) + len(meta.labels) - 1
+			for k, v := range meta.labels {
+				n += jsonStringLen(k) + 1 + jsonStringLen(v)
+			}
+		}
+		if meta.maxAge > 0 {
+			n += len(`,"max_age":`) + len(strconv.FormatInt(meta.maxAge, 10))
+		}
+	}
 	for k, v := range values {
 		n += jsonStringLen(k) + 1 + len(v) + 1
 	}
@@ -104,6 +154,39 @@ func decodeEnvelope(data []byte) (envelope, error) {
 				return env, errCorrupt
 			}
 			env.ip = val
+		case `"owner"`:
+			owner, err := unquote(val)
+			if err != nil {
+				return env, errCorrupt
+			}
+			env.meta.owner = owner
+		case `"labels"`:
+			obj, ok := newObjectIter(val)
+			if !ok {
+				return env, errCorrupt
+			}
+			env.meta.labels = make(map[string]string)
+			for {
+				k, v, more := obj.next()
+				if !more {
+					break
+				}
+				name, err1 := unquote(k)
+				label, err2 := unquote(v)
+				if err1 != nil || err2 != nil {
+					return env, errCorrupt
+				}
+				env.meta.labels[name] = label
+			}
+			if obj.err {
+				return env, errCorrupt
+			}
+		case `"max_age"`:
+			n, err := strconv.ParseInt(string(val), 10, 64)
+			if err != nil || n < 0 {
+				return env, errCorrupt
+			}
+			env.meta.maxAge = n
 		case `"data"`:
 			obj, ok := newObjectIter(val)
 			if !ok {

@@ -16,11 +16,11 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		"ключ \u2028 \"": json.RawMessage(`true`),
 		"":               json.RawMessage(`[]`),
 	}
-	data := encodeEnvelope(nil, []byte(`"2001:db8::1"`), values)
+	data := encodeEnvelope(nil, []byte(`"2001:db8::1"`), nil, values)
 	if !json.Valid(data) {
 		t.Fatalf("not JSON: %s", data)
 	}
-	if n := encodedSize([]byte(`"2001:db8::1"`), values); n != len(data) {
+	if n := encodedSize([]byte(`"2001:db8::1"`), nil, values); n != len(data) {
 		t.Fatalf("encodedSize = %d, encoding is %d bytes", n, len(data))
 	}
 	env, err := decodeEnvelope(data)
@@ -31,7 +31,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %q %v", env.ip, env.values)
 	}
 	// Keys are sorted: equal sessions encode to equal bytes.
-	again := encodeEnvelope(nil, []byte(`"2001:db8::1"`), maps.Clone(values))
+	again := encodeEnvelope(nil, []byte(`"2001:db8::1"`), nil, maps.Clone(values))
 	if string(again) != string(data) {
 		t.Fatal("encoding is not deterministic")
 	}
@@ -87,7 +87,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 				t.Fatalf("key %q: ours %s, encoding/json %s", k, got, v)
 			}
 		}
-		back, err := decodeEnvelope(encodeEnvelope(nil, env.ip, env.values))
+		back, err := decodeEnvelope(encodeEnvelope(nil, env.ip, &env.meta, env.values))
 		if err != nil || !reflect.DeepEqual(back.values, env.values) || string(back.ip) != string(env.ip) {
 			t.Fatalf("re-encoding changed the session: %v", err)
 		}

@@ -227,7 +227,7 @@ func TestDataSizeLimit(t *testing.T) {
 	var exactErr error
 	h2 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := FromContext(r.Context())
-		overhead := len(encodeEnvelope(nil, noIP, map[string]json.RawMessage{"v": json.RawMessage(`""`)}))
+		overhead := len(encodeEnvelope(nil, noIP, nil, map[string]json.RawMessage{"v": json.RawMessage(`""`)}))
 		exactErr = s.Set("v", strings.Repeat("y", 1024-overhead))
 	})
 	e2 := newEnv(t, h2, WithMaxDataSize(1024), WithClientIP(func(*http.Request) string { return "192.0.2.1" }))

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxCookieValue bounds what is even looked at; anything longer is not ours.
@@ -117,16 +118,16 @@ func (m *Manager) cookieValue(id string) string {
 
 // writeCookie sets the session cookie for id and the cache headers that
 // keep shared caches from storing it.
-func (m *Manager) writeCookie(h http.Header, id string) {
+func (m *Manager) writeCookie(h http.Header, id string, maxAge time.Duration) {
 	c := &m.cfg.cookie
 	var b strings.Builder
 	b.Grow(len(c.name) + signedLen + 64 + len(c.path) + len(c.domain))
 	b.WriteString(c.name)
 	b.WriteByte('=')
 	b.WriteString(m.cookieValue(id))
-	if c.maxAge > 0 {
+	if maxAge > 0 {
 		b.WriteString("; Max-Age=")
-		b.WriteString(strconv.FormatInt(int64(c.maxAge.Seconds()), 10))
+		b.WriteString(strconv.FormatInt(int64(maxAge/time.Second), 10))
 	}
 	m.writeAttrs(&b)
 	h["Set-Cookie"] = append(h["Set-Cookie"], b.String())

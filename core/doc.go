@@ -56,6 +56,24 @@
 // check needs; otherwise no IP is stored (and a stored one is dropped by
 // the next save). Stores never see session ids, only their hashes.
 //
+// # Owners, flash messages, remember me
+//
+// SetOwner binds a session to an owner, an opaque string such as a user
+// id, usually at login with Regenerate; the binding rides in the session's
+// next store write (no extra round trip), survives Regenerate and is
+// dropped by Kill. Manager.Sessions lists an owner's live sessions ("where
+// you're signed in": created, last seen, SetLabel's labels, which one is
+// the caller's), and EndSession and EndSessions end one, all, or all but
+// the caller's (after a password change). An ended session is deleted at
+// once and, like a killed one, never comes back through a request in
+// flight. These need a store implementing OwnerIndex (every driver of this
+// project does), and cost what the owner has, never what the store holds.
+//
+// Pop reads a value and deletes it: a flash message, shown once.
+// RememberMe gives one session a persistent cookie of its own Max-Age.
+// Status tells handlers and middleware whether the session is new, loaded,
+// changed or killed.
+//
 // # Ids, cookies and keys
 //
 // A session id is 256 bits from crypto/rand in unpadded base64url (43

@@ -148,6 +148,7 @@ func (s *mapStore) Update(ctx context.Context, key string, rec Record) error {
 	}
 	old.Data = append([]byte(nil), rec.Data...)
 	old.ATime = rec.ATime
+	old.Owner = rec.Owner
 	old.Version++
 	s.m[key] = old
 	return nil
@@ -176,6 +177,23 @@ func (s *mapStore) Delete(ctx context.Context, key string) error {
 	defer s.mu.Unlock()
 	delete(s.m, key)
 	return nil
+}
+
+// LoadOwned implements OwnerIndex, by a scan: a test store.
+func (s *mapStore) LoadOwned(ctx context.Context, owner string) ([]OwnedRecord, error) {
+	if err := s.enter(ctx, "LoadOwned", owner); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []OwnedRecord
+	for k, r := range s.m {
+		if r.Owner == owner {
+			r.Data = append([]byte(nil), r.Data...)
+			out = append(out, OwnedRecord{Key: k, Record: r})
+		}
+	}
+	return out, nil
 }
 
 func (s *mapStore) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {

@@ -75,7 +75,7 @@ func (s *Session) loadID(id string) (done bool, err error) {
 		return true, nil
 	}
 	s.state = existing
-	s.cookieID, s.id, s.key, s.values = id, id, key, env.values
+	s.cookieID, s.id, s.key, s.values, s.meta = id, id, key, env.values, env.meta
 	s.ip = env.ip
 	if m.cfg.ignoreChangeIP {
 		s.ip = noIP // and the next save drops a stored one
@@ -118,6 +118,7 @@ func (s *Session) startFresh() {
 	s.state = fresh
 	s.id, s.key, s.rec = "", "", Record{}
 	s.changes, s.cleared, s.regen, s.reads = nil, false, false, nil
+	s.meta, s.metaSet, s.ownerRd = sessionMeta{}, 0, nil
 	s.ip = noIP
 	if !m.cfg.ignoreChangeIP {
 		// Kept only when WithIgnoreChangeIP(false) needs it: an IP is

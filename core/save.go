@@ -3,7 +3,6 @@ package session
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -74,12 +73,30 @@ func (s *Session) commit(h http.Header) error {
 	}
 	if s.cookiePending {
 		s.cookiePending = false
-		m.writeCookie(h, s.id)
+		m.writeCookie(h, s.id, s.cookieMaxAge())
 	}
 	return nil
 }
 
-func (s *Session) modified() bool { return s.cleared || len(s.changes) > 0 }
+// cookieMaxAge is the Max-Age of this session's cookie: its own
+// (RememberMe), or the manager's.
+func (s *Session) cookieMaxAge() time.Duration {
+	if s.meta.maxAge > 0 {
+		return time.Duration(s.meta.maxAge) * time.Second
+	}
+	return s.m.cfg.cookie.maxAge
+}
+
+func (s *Session) modified() bool { return s.cleared || len(s.changes) > 0 || s.metaSet != 0 }
+
+// metaFlags say which parts of a session's meta a request changed.
+type metaFlags uint8
+
+const (
+	ownerSet metaFlags = 1 << iota
+	labelsSet
+	maxAgeSet
+)
 
 // saveCtx is the context of a save: the request's values without its
 // cancellation (a change the handler decided is saved even if the client
@@ -94,14 +111,19 @@ func (s *Session) saveCtx() context.Context {
 
 // settle marks the request's unit of changes as saved.
 func (s *Session) settle() {
-	s.changes, s.cleared = s.changes[:0], false
-	s.reads = s.reads[:0]
+	s.changes, s.cleared, s.metaSet = s.changes[:0], false, 0
+	s.reads, s.ownerRd = s.reads[:0], nil
+}
+
+// record is what a save writes: the encoded session and its owner key.
+func (s *Session) record(data []byte, now time.Time) Record {
+	return Record{Data: data, ATime: now, Created: now, Version: s.rec.Version, Owner: ownerKey(s.meta.owner)}
 }
 
 // insert stores the session under a new id (the one ID gave it, if any).
 func (s *Session) insert(ctx context.Context, now time.Time) error {
 	m := s.m
-	data := encodeEnvelope(nil, s.ip, s.values)
+	data := encodeEnvelope(nil, s.ip, &s.meta, s.values)
 	if len(data) > m.cfg.maxDataSize {
 		return tooLarge(len(data), m.cfg.maxDataSize)
 	}
@@ -115,7 +137,7 @@ func (s *Session) insert(ctx context.Context, now time.Time) error {
 			s.id = id
 		}
 		key := storeKey(s.id)
-		err := m.store.Create(ctx, key, Record{Data: data, ATime: now, Created: now})
+		err := m.store.Create(ctx, key, s.record(data, now))
 		if errors.Is(err, ErrExists) && i+1 < attempts {
 			s.id = "" // astronomically unlikely with 256 bits, unless the source of randomness is broken
 			continue
@@ -158,6 +180,7 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 	// insert settles the unit; keep it, to re-apply it if the old record
 	// moved on meanwhile.
 	changes, cleared, reads := append([]change(nil), s.changes...), s.cleared, append([]readMark(nil), s.reads...)
+	metaSet, ownerRd := s.metaSet, s.ownerRd
 	if err := s.insert(ctx, now); err != nil {
 		return err
 	}
@@ -172,6 +195,7 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 	}
 	var buf []byte
 	for attempt := 0; ; attempt++ {
+		// Owner "" takes the old record out of its owner's index at once.
 		err := m.store.Update(ctx, oldKey, Record{Data: tombstone, ATime: now, Version: old.Version})
 		if err == nil {
 			break
@@ -191,16 +215,18 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return dropNew(err)
 		}
-		s.changes, s.cleared, s.reads = changes, cleared, reads
-		if err := s.rebase(env.values, env.ip, rec); err != nil {
+		s.changes, s.cleared, s.reads, s.metaSet, s.ownerRd = changes, cleared, reads, metaSet, ownerRd
+		if err := s.rebase(env, rec); err != nil {
 			return dropNew(err)
 		}
 		old = s.rec
-		buf = encodeEnvelope(buf[:0], s.ip, s.values)
+		buf = encodeEnvelope(buf[:0], s.ip, &s.meta, s.values)
 		if len(buf) > m.cfg.maxDataSize {
 			return dropNew(tooLarge(len(buf), m.cfg.maxDataSize))
 		}
-		if err := m.store.Update(ctx, newKey, Record{Data: buf, ATime: now, Version: newVersion}); err != nil {
+		next := s.record(buf, now)
+		next.Version = newVersion
+		if err := m.store.Update(ctx, newKey, next); err != nil {
 			return dropNew(fmt.Errorf("session: regenerate: %w", err))
 		}
 		newVersion++
@@ -234,21 +260,21 @@ func (s *Session) save(ctx context.Context, now time.Time, op updater) error {
 				return err
 			}
 		}
-		buf = encodeEnvelope(buf[:0], s.ip, s.values)
+		buf = encodeEnvelope(buf[:0], s.ip, &s.meta, s.values)
 		if len(buf) > m.cfg.maxDataSize {
 			return tooLarge(len(buf), m.cfg.maxDataSize)
 		}
-		err := m.store.Update(ctx, s.key, Record{Data: buf, ATime: now, Version: s.rec.Version})
+		err := m.store.Update(ctx, s.key, s.record(buf, now))
 		switch {
 		case err == nil:
 			s.rec.Version++
 			s.rec.ATime = now
 			// After an Update the request goes on, changing s.values in place.
 			slot.remember(s, op != nil)
-			s.settle()
-			if m.cfg.cookie.maxAge > 0 {
-				s.cookiePending = true // slide the persistent cookie
+			if s.cookieMaxAge() > 0 || s.metaSet&maxAgeSet != 0 {
+				s.cookiePending = true // slide the persistent cookie, or send the new kind
 			}
+			s.settle()
 			return nil
 		case errors.Is(err, ErrNotFound):
 			slot.forget()
@@ -262,7 +288,7 @@ func (s *Session) save(ctx context.Context, now time.Time, op updater) error {
 			if err != nil {
 				return err
 			}
-			if err := s.rebase(env.values, env.ip, rec); err != nil {
+			if err := s.rebase(env, rec); err != nil {
 				return err
 			}
 		default:
@@ -279,7 +305,7 @@ func (s *Session) catchUp(slot *saveSlot) error {
 	if !slot.known || slot.rec.Version == s.rec.Version {
 		return nil
 	}
-	return s.rebase(maps.Clone(slot.values), slot.ip, slot.rec)
+	return s.rebase(envelope{ip: slot.ip, meta: slot.meta, values: maps.Clone(slot.values)}, slot.rec)
 }
 
 // reload loads the record under key after a version conflict. A record
@@ -299,11 +325,15 @@ func (s *Session) reload(ctx context.Context, key string, now time.Time) (Record
 	return rec, env, nil
 }
 
-// rebase puts the request's unit on top of values, the session as another
+// rebase puts the request's unit on top of env, the session as another
 // request left it: it fails if a value this request read has changed
-// since, and otherwise re-applies this request's changes. values becomes
-// the session's.
-func (s *Session) rebase(values map[string]json.RawMessage, ip []byte, rec Record) error {
+// since, and otherwise re-applies this request's changes. env's values
+// become the session's.
+func (s *Session) rebase(env envelope, rec Record) error {
+	values := env.values
+	if s.ownerRd != nil && *s.ownerRd != env.meta.owner {
+		return &conflictError{key: "(owner)"}
+	}
 	for _, r := range s.reads {
 		cur, ok := values[r.key]
 		if ok != (r.raw != nil) || !bytes.Equal(cur, r.raw) {
@@ -320,7 +350,20 @@ func (s *Session) rebase(values map[string]json.RawMessage, ip []byte, rec Recor
 			values[c.key] = c.raw
 		}
 	}
-	s.values, s.ip = values, ip
+	meta := env.meta
+	if s.metaSet&ownerSet != 0 {
+		meta.owner = s.meta.owner
+	}
+	if s.metaSet&labelsSet != 0 {
+		meta.labels = s.meta.labels
+	}
+	if s.metaSet&maxAgeSet != 0 {
+		meta.maxAge = s.meta.maxAge
+	}
+	if s.m.cfg.ignoreChangeIP {
+		env.ip = noIP
+	}
+	s.values, s.ip, s.meta = values, env.ip, meta
 	s.rec = rec
 	s.rec.Data = nil
 	return nil
@@ -361,7 +404,7 @@ func (s *Session) touch(now time.Time) {
 	switch {
 	case err == nil:
 		s.rec.ATime = now
-		if m.cfg.cookie.maxAge > 0 {
+		if s.cookieMaxAge() > 0 {
 			s.cookiePending = true
 		}
 	case errors.Is(err, ErrNotFound):

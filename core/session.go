@@ -36,14 +36,18 @@ type Session struct {
 	key     string                     // store key of the loaded record
 	rec     Record                     // loaded record's metadata (Data dropped)
 	ip      []byte                     // client IP that created the session, as a JSON string
+	meta    sessionMeta                // owner, labels, remember-me
 	values  map[string]json.RawMessage // current values, each immutable once stored here
 	changes []change                   // what this request changed since its last save, in order
 	chBuf   [2]change                  // backing for changes: most requests change one or two keys
 	cleared bool                       // Clear was called: start from empty on a retry
+	metaSet metaFlags                  // which parts of meta this request changed
 	reads   []readMark                 // values this request read before changing them, see rebase
+	ownerRd *string                    // the owner as this request read it with Owner, if it did
 	rdBuf   [2]readMark                // backing for reads
 
 	killed        bool
+	changedSaved  bool     // Update saved a change of this request already
 	regen         bool     // Regenerate was called: new id at commit
 	cookiePending bool     // a save gave the session a cookie to send (new id, sliding Max-Age)
 	done          bool     // committed: further changes are refused
@@ -170,7 +174,7 @@ func (s *Session) Set(key string, v any) error {
 		return nil
 	}
 	s.values[key] = raw
-	if n := encodedSize(s.ip, s.values); n > s.m.cfg.maxDataSize {
+	if n := encodedSize(s.ip, &s.meta, s.values); n > s.m.cfg.maxDataSize {
 		if had {
 			s.values[key] = old
 		} else {
@@ -252,7 +256,7 @@ func (s *Session) Kill() error {
 			return fmt.Errorf("session: kill: %w", err)
 		}
 	}
-	s.killed, s.err, s.cookiePending = true, nil, false
+	s.killed, s.err, s.cookiePending, s.changedSaved = true, nil, false, false
 	s.startFresh()
 	return nil
 }
@@ -331,6 +335,7 @@ func Update[T any](s *Session, key string, fn func(T) (T, error)) (T, error) {
 	if err != nil {
 		return zero, err
 	}
+	s.changedSaved = true
 	return op.result, nil
 }
 

@@ -34,6 +34,7 @@ type saveSlot struct {
 	known  bool
 	rec    Record // Data nil
 	ip     []byte
+	meta   sessionMeta
 	values map[string]json.RawMessage // never changed once here
 }
 
@@ -109,9 +110,9 @@ func (sl *saveSlot) remember(s *Session, copyValues bool) {
 	if copyValues {
 		values = maps.Clone(values)
 	}
-	sl.known, sl.rec, sl.ip, sl.values = true, s.rec, s.ip, values
+	sl.known, sl.rec, sl.ip, sl.meta, sl.values = true, s.rec, s.ip, s.meta, values
 }
 
 func (sl *saveSlot) forget() {
-	sl.known, sl.rec, sl.ip, sl.values = false, Record{}, nil, nil
+	sl.known, sl.rec, sl.ip, sl.meta, sl.values = false, Record{}, nil, sessionMeta{}, nil
 }
