@@ -226,3 +226,54 @@ func BenchmarkMillionSessions(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+// BenchmarkOwner lists, then ends, the 10 sessions of one owner among 10k
+// and 1M sessions of 1k and 100k owners: the cost must not grow with the
+// total. (Ending re-creates the sessions, off the clock, for the next
+// round.)
+func BenchmarkOwner(b *testing.B) {
+	ctx := context.Background()
+	for _, total := range []int{10_000, 1_000_000} {
+		s := mustNew(b)
+		owners := total / 10
+		data := []byte(`{"v":1,"ip":"","owner":"u","data":{"user":"u"}}`)
+		ownerOf := func(i int) string { return fmt.Sprintf("owner-%d", i%owners) }
+		keyOf := func(i int) string { return fmt.Sprintf("key-%d", i) }
+		for i := range total {
+			if err := s.Create(ctx, keyOf(i), session.Record{Data: data, ATime: t0, Created: t0, Owner: ownerOf(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		target := ownerOf(42)
+		b.Run(fmt.Sprintf("List/sessions=%d", total), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				recs, err := s.LoadOwned(ctx, target)
+				if err != nil || len(recs) != 10 {
+					b.Fatalf("%d records, %v", len(recs), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("EndAll/sessions=%d", total), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				recs, err := s.LoadOwned(ctx, target)
+				if err != nil || len(recs) != 10 {
+					b.Fatalf("%d records, %v", len(recs), err)
+				}
+				for _, r := range recs {
+					if err := s.Delete(ctx, r.Key); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				for _, r := range recs {
+					if err := s.Create(ctx, r.Key, session.Record{Data: data, ATime: t0, Created: t0, Owner: target}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
