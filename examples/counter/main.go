@@ -14,34 +14,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
+
+	"github.com/websession/websession/examples/internal/app"
 
 	"github.com/websession/websession/examples/internal/stores"
 
 	session "github.com/websession/websession/core"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	switch err := run(ctx, os.Args[1:], os.Stdout); {
-	case errors.Is(err, flag.ErrHelp):
-		// -h: the usage was printed, as asked.
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "counter:", err)
-		os.Exit(2)
-	}
-}
+func main() { app.Main("counter", run) }
 
 // run parses args, serves until ctx ends, and shuts down cleanly (so a disk
 // store closes its watcher and a database pool its connections).
@@ -49,11 +35,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("counter", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "address to listen on")
 	storeFlags := stores.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := app.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	store, describe, closeStore, err := storeFlags.Open(ctx)
 	if err != nil {
@@ -67,26 +50,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer m.Close()
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: m.Middleware(newMux()), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "counter: listening on http://%s, sessions in the %s\n", ln.Addr(), describe)
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return app.Serve(ctx, stdout, "counter", *addr, m.Middleware(newMux()), describe)
 }
 
 // newMux is the application: web.py's count and reset.

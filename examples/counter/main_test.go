@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -10,37 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/websession/websession/examples/internal/proctest"
 )
 
 // startInProcess runs the example with args until the test ends and
-// returns its base URL, read from the line it prints.
+// returns its base URL.
 func startInProcess(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(pr).ReadString('\n')
-		line <- l
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case l := <-line:
-		return baseURL(t, l)
-	case err := <-done:
-		t.Fatalf("example exited: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("example did not start")
-	}
-	return ""
+	return proctest.StartInProcess(t, run, args...)
 }
 
 var listenLine = regexp.MustCompile(`^counter: listening on (http://\S+), sessions in the (.+)\n$`)

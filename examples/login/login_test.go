@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -11,41 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/websession/websession/examples/internal/proctest"
 )
 
 // startApp runs the example in-process with args until the test ends and
 // returns its base URL.
 func startApp(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(pr).ReadString('\n')
-		lines <- l
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case l := <-lines:
-		m := regexp.MustCompile(`listening on (http://[^\s,]+)`).FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("start-up line %q", l)
-		}
-		return m[1]
-	case err := <-done:
-		t.Fatalf("the example exited: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the example did not start")
-	}
-	return ""
+	return proctest.StartInProcess(t, run, args...)
 }
 
 // browser is an HTTP client with a cookie jar and a User-Agent.
@@ -217,7 +189,7 @@ func TestDeviceLabel(t *testing.T) {
 		firefox: "Firefox on Linux",
 		iphone:  "Safari on iPhone",
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0": "Edge on Windows",
-		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36":              "Headless Chrome on Linux",
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36":                 "Headless Chrome on Linux",
 		"": "A browser",
 	} {
 		if got := deviceLabel(ua); got != want {

@@ -23,42 +23,27 @@ import (
 	"encoding/base64"
 	"errors"
 	"flag"
-	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/websession/websession/examples/internal/app"
 
 	session "github.com/websession/websession/core"
 	"github.com/websession/websession/examples/internal/stores"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	switch err := run(ctx, os.Args[1:], os.Stdout); {
-	case errors.Is(err, flag.ErrHelp):
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "login:", err)
-		os.Exit(2)
-	}
-}
+func main() { app.Main("login", run) }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "address to listen on")
 	storeFlags := stores.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := app.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	store, describe, closeStore, err := storeFlags.Open(ctx)
 	if err != nil {
@@ -72,22 +57,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: m.Middleware(newApp(m)), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "login: listening on http://%s, sessions in the %s\n", ln.Addr(), describe)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return app.Serve(ctx, stdout, "login", *addr, m.Middleware(newApp(m)), describe)
 }
 
 // users are the demo accounts: name → password. A real application checks
@@ -101,12 +71,12 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"ago": func(t time.Time) string { return time.Since(t).Round(time.Second).String() + " ago" },
 }).ParseFS(templateFS, "templates/*.html"))
 
-type app struct {
+type site struct {
 	m *session.Manager
 }
 
 func newApp(m *session.Manager) http.Handler {
-	a := &app{m: m}
+	a := &site{m: m}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("POST /login", a.login)
@@ -126,7 +96,7 @@ type page struct {
 	Sessions []session.SessionInfo
 }
 
-func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+func (a *site) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	s := session.FromContext(r.Context())
 	token, err := csrfToken(s)
 	if err != nil {
@@ -142,7 +112,7 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name st
 	}
 }
 
-func (a *app) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (a *site) fail(w http.ResponseWriter, r *http.Request, err error) {
 	slog.ErrorContext(r.Context(), "login example", "path", r.URL.Path, "err", err)
 	code := session.StatusCode(err)
 	http.Error(w, http.StatusText(code), code)
@@ -174,7 +144,7 @@ func checkCSRF(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (a *app) home(w http.ResponseWriter, r *http.Request) {
+func (a *site) home(w http.ResponseWriter, r *http.Request) {
 	s := session.FromContext(r.Context())
 	user, err := s.Owner()
 	if err != nil {
@@ -193,7 +163,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "home.html", page{User: user, Flash: flash})
 }
 
-func (a *app) login(w http.ResponseWriter, r *http.Request) {
+func (a *site) login(w http.ResponseWriter, r *http.Request) {
 	if !checkCSRF(w, r) {
 		return
 	}
@@ -230,7 +200,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // signedIn returns the signed-in user, or sends the visitor to sign in.
-func (a *app) signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (a *site) signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user, err := session.FromContext(r.Context()).Owner()
 	if err != nil {
 		a.fail(w, r, err)
@@ -243,7 +213,7 @@ func (a *app) signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return user, true
 }
 
-func (a *app) devices(w http.ResponseWriter, r *http.Request) {
+func (a *site) devices(w http.ResponseWriter, r *http.Request) {
 	user, ok := a.signedIn(w, r)
 	if !ok {
 		return
@@ -256,7 +226,7 @@ func (a *app) devices(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "devices.html", page{User: user, Sessions: infos})
 }
 
-func (a *app) endOne(w http.ResponseWriter, r *http.Request) {
+func (a *site) endOne(w http.ResponseWriter, r *http.Request) {
 	user, ok := a.signedIn(w, r)
 	if !ok || !checkCSRF(w, r) {
 		return
@@ -269,7 +239,7 @@ func (a *app) endOne(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/devices", http.StatusSeeOther)
 }
 
-func (a *app) endOthers(w http.ResponseWriter, r *http.Request) {
+func (a *site) endOthers(w http.ResponseWriter, r *http.Request) {
 	user, ok := a.signedIn(w, r)
 	if !ok || !checkCSRF(w, r) {
 		return
@@ -281,7 +251,7 @@ func (a *app) endOthers(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/devices", http.StatusSeeOther)
 }
 
-func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+func (a *site) logout(w http.ResponseWriter, r *http.Request) {
 	if !checkCSRF(w, r) {
 		return
 	}

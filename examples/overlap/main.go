@@ -24,31 +24,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/websession/websession/examples/internal/app"
 
 	session "github.com/websession/websession/core"
 	"github.com/websession/websession/examples/internal/stores"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	switch err := run(ctx, os.Args[1:], os.Stdout); {
-	case errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errLost):
-		os.Exit(1)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "overlap:", err)
-		os.Exit(2)
-	}
-}
+func main() { app.Main("overlap", run) }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("overlap", flag.ContinueOnError)
@@ -56,11 +42,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	load := fs.String("load", "", "comma-separated base URLs of servers to load, instead of serving")
 	n := fs.Int("n", 50, "overlapping requests per round of -load")
 	storeFlags := stores.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := app.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	if *load != "" {
 		rep, err := runLoad(ctx, strings.Split(*load, ","), *n)
@@ -69,7 +52,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprint(stdout, rep)
 		if rep.lost() {
-			return errLost
+			return &app.ExitError{Err: errLost, Code: 1}
 		}
 		return nil
 	}
@@ -83,22 +66,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: m.Middleware(newMux()), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "overlap: listening on http://%s, sessions in the %s\n", ln.Addr(), describe)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return app.Serve(ctx, stdout, "overlap", *addr, m.Middleware(newMux()), describe)
 }
 
 var errLost = errors.New("changes were lost or refused")

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,4 +164,40 @@ func (d Database) Prepare(t *testing.T) (dsn, table string) {
 		db.Close()
 	})
 	return dsn, table
+}
+
+// StartInProcess runs a program's run function with args and "-addr
+// 127.0.0.1:0" until the test ends, and returns the base URL it prints
+// (see app.Serve). run must return nil once its context ends.
+func StartInProcess(t *testing.T, run func(ctx context.Context, args []string, stdout io.Writer) error, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), pw) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(pr).ReadString('\n')
+		lines <- l
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case l := <-lines:
+		m := listening.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("start-up line %q does not say where the program listens", l)
+		}
+		return m[1]
+	case err := <-done:
+		t.Fatalf("the program exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program did not start within 30s")
+	}
+	return ""
 }
