@@ -235,15 +235,21 @@ func failures(rs []reply) (n int, desc string) {
 	return n, strings.Join(lines, "; ")
 }
 
+// overlapping sets up the many-request subtests: servers over one or two
+// store instances whose handlers wait at one barrier, and a client.
+func overlapping(f *fixture, instances int) (*sessT, []string, *client) {
+	e := sessFixture(f)
+	hold := newBarrier(overlapWriters)
+	urls := []string{e.overlapServer(e.m, hold)}
+	if instances == 2 {
+		urls = append(urls, e.overlapServer(e.secondManager(), hold))
+	}
+	return e, urls, e.client()
+}
+
 func checkManyWriters(instances int) func(f *fixture) {
 	return func(f *fixture) {
-		e := sessFixture(f)
-		hold := newBarrier(overlapWriters)
-		urls := []string{e.overlapServer(e.m, hold)}
-		if instances == 2 {
-			urls = append(urls, e.overlapServer(e.secondManager(), hold))
-		}
-		c := e.client()
+		e, urls, c := overlapping(f, instances)
 		c.on(urls[0], "/set?k=base&v=0")
 		rs := c.fanOut(overlapWriters, urls, func(i int) string { return fmt.Sprintf("/set?hold&k=w%d&v=%d", i, i) })
 		errs, desc := failures(rs)
@@ -275,13 +281,7 @@ func checkManyWriters(instances int) func(f *fixture) {
 
 func checkAtomicIncrements(instances int) func(f *fixture) {
 	return func(f *fixture) {
-		e := sessFixture(f)
-		hold := newBarrier(overlapWriters)
-		urls := []string{e.overlapServer(e.m, hold)}
-		if instances == 2 {
-			urls = append(urls, e.overlapServer(e.secondManager(), hold))
-		}
-		c := e.client()
+		e, urls, c := overlapping(f, instances)
 		c.on(urls[0], "/incr")
 		rs := c.fanOut(overlapWriters, urls, func(int) string { return "/incr?hold" })
 		if errs, desc := failures(rs); errs > 0 {

@@ -88,6 +88,19 @@ func contentionMux(t *testing.T, hold *holdAll) http.Handler {
 	return mux
 }
 
+// splitMux sends the requests that held selects to a contentionMux parked
+// at hold, and the others to one that is not.
+func splitMux(t *testing.T, hold *holdAll, held func(*http.Request) bool) http.Handler {
+	parked, free := contentionMux(t, hold), contentionMux(t, nil)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if held(r) {
+			parked.ServeHTTP(w, r)
+		} else {
+			free.ServeHTTP(w, r)
+		}
+	})
+}
+
 // parallel runs n requests of c at once and returns their statuses and
 // bodies, in the order of i.
 func parallel(c *client, n int, path func(i int) string) (codes []int, bodies []string) {
@@ -107,15 +120,7 @@ func parallel(c *client, n int, path func(i int) string) (codes []int, bodies []
 
 func TestStaleReadThenWriteIsNotRolledBack(t *testing.T) {
 	hold := newHoldAll(1)
-	slowMux := contentionMux(t, hold)
-	fastMux := contentionMux(t, nil)
-	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Has("slow") {
-			slowMux.ServeHTTP(w, r)
-		} else {
-			fastMux.ServeHTTP(w, r)
-		}
-	}))
+	e := newEnv(t, splitMux(t, hold, func(r *http.Request) bool { return r.URL.Query().Has("slow") }))
 	c := e.client()
 	if got := c.body("/count"); got != "1" {
 		t.Fatalf("first /count = %q", got)
@@ -326,15 +331,7 @@ func (t *saveSlots) refs(key string) int {
 func TestKillDuringInFlightWrites(t *testing.T) {
 	const n = 20
 	hold := newHoldAll(n)
-	held := contentionMux(t, hold)
-	free := contentionMux(t, nil)
-	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/set" && r.URL.Query().Get("k") != "base" {
-			held.ServeHTTP(w, r)
-		} else {
-			free.ServeHTTP(w, r)
-		}
-	}))
+	e := newEnv(t, splitMux(t, hold, func(r *http.Request) bool { return r.URL.Path == "/set" && r.URL.Query().Get("k") != "base" }))
 	c := e.client()
 	c.body("/set?k=base&v=0")
 	old := c.cookie(DefaultCookieName)
@@ -362,15 +359,7 @@ func TestKillDuringInFlightWrites(t *testing.T) {
 
 func TestRegenerateCarriesOverAnOverlappingSave(t *testing.T) {
 	hold := newHoldAll(1)
-	held := contentionMux(t, hold)
-	free := contentionMux(t, nil)
-	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/login" {
-			held.ServeHTTP(w, r)
-		} else {
-			free.ServeHTTP(w, r)
-		}
-	}))
+	e := newEnv(t, splitMux(t, hold, func(r *http.Request) bool { return r.URL.Path == "/login" }))
 	c := e.client()
 	c.body("/set?k=base&v=0")
 	old := c.cookie(DefaultCookieName)
@@ -398,15 +387,7 @@ func TestRegenerateCarriesOverAnOverlappingSave(t *testing.T) {
 
 func TestSaveAfterRegenerateFails(t *testing.T) {
 	hold := newHoldAll(1)
-	held := contentionMux(t, hold)
-	free := contentionMux(t, nil)
-	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Has("held") {
-			held.ServeHTTP(w, r)
-		} else {
-			free.ServeHTTP(w, r)
-		}
-	}))
+	e := newEnv(t, splitMux(t, hold, func(r *http.Request) bool { return r.URL.Query().Has("held") }))
 	c := e.client()
 	c.body("/set?k=base&v=0")
 	done := make(chan *http.Response)
