@@ -14,6 +14,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/websession/websession/conformance"
 	session "github.com/websession/websession/core"
 )
 
@@ -176,9 +177,9 @@ func TestRoundTrips(t *testing.T) {
 // request with the session cookie of the earlier ones (keep) or without
 // one (a new visitor). The handlers: /count increments a counter in the
 // session, /read reads it, /static ignores the session.
-func requestClient(tb testing.TB, s *Store) (get func(path string, keep bool), clk *clock) {
+func requestClient(tb testing.TB, s *Store) (get func(path string, keep bool), clk *conformance.FakeClock) {
 	tb.Helper()
-	clk = newClock(t0)
+	clk = conformance.NewFakeClock()
 	m, err := session.New(s, session.WithClock(clk.Now), session.WithCleanupInterval(0))
 	if err != nil {
 		tb.Fatal(err)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"math"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,99 +14,20 @@ import (
 	session "github.com/websession/websession/core"
 )
 
-// Defaults and limits of the options.
-const (
-	// DefaultTable is the table name used without WithTable; web.py's
-	// DBStore documentation calls its table "sessions" too.
-	DefaultTable = "sessions"
+// maxDataSize is the largest Data the store accepts, in bytes (see
+// Store.MaxDataSize).
+const maxDataSize = 256 << 20
 
-	// DefaultCleanupBatch is how many rows one Cleanup statement deletes
-	// at most. A batch of this size holds its row locks for a few
-	// milliseconds, so requests never queue behind a cleanup for long.
-	DefaultCleanupBatch = 1000
-
-	// MaxCleanupBatch bounds WithCleanupBatch: larger batches bring little
-	// speed (a million rows took 12.3 s in batches of 1000 and 11.6 s in
-	// batches of 5000 on the test machine) and start to look like the one
-	// giant transaction that batching exists to avoid.
-	MaxCleanupBatch = 100_000
-
-	// MaxDataSize is the largest Data the store accepts, in bytes. bytea
-	// holds up to 1 GB, but lib/pq sends bytea as hex text (twice the size)
-	// in one protocol message, which PostgreSQL caps at 1 GB; 256 MiB stays
-	// well inside both limits. Larger data is refused with an error wrapping
-	// session.ErrTooLarge before any query. The manager's own default
-	// limit, session.DefaultMaxDataSize, is far smaller.
-	MaxDataSize = 256 << 20
-
-	// maxTableLen leaves room for the "_atime_idx" suffix of the index
-	// name within PostgreSQL's 63-byte identifiers: a longer name would be
-	// truncated, and two long table names could then share an index name,
-	// making CREATE INDEX IF NOT EXISTS skip an index that does not exist.
-	maxTableLen = 63 - len(indexSuffix)
-	indexSuffix = "_atime_idx"
-)
-
-// identRE is what WithTable and WithSchema accept: a plain SQL identifier.
-// Names are quoted as well (pq.QuoteIdentifier), so case is kept, but no
-// name needs quoting to be safe, and none can surprise a DBA.
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// An Option configures a Store. New and Open report the first invalid one.
-type Option func(*config) error
-
-type config struct {
-	schema string
-	table  string
-	batch  int
-}
-
-// WithTable sets the table name (default DefaultTable). It must be a plain
-// identifier, [A-Za-z_][A-Za-z0-9_]*, of at most 53 bytes (the index name
-// adds a suffix within PostgreSQL's 63). It is quoted in every statement,
-// so "Sessions" and "sessions" are two tables.
-func WithTable(name string) Option {
-	return func(c *config) error {
-		if !identRE.MatchString(name) || len(name) > maxTableLen {
-			return fmt.Errorf("postgres: invalid table name %q: want [A-Za-z_][A-Za-z0-9_]*, at most %d bytes", name, maxTableLen)
-		}
-		c.table = name
-		return nil
-	}
-}
-
-// WithSchema puts the table in the named schema, which must exist. Without
-// it the table name is unqualified and PostgreSQL resolves it through the
-// connection's search_path.
-func WithSchema(name string) Option {
-	return func(c *config) error {
-		if !identRE.MatchString(name) || len(name) > 63 {
-			return fmt.Errorf("postgres: invalid schema name %q: want [A-Za-z_][A-Za-z0-9_]*, at most 63 bytes", name)
-		}
-		c.schema = name
-		return nil
-	}
-}
-
-// WithCleanupBatch sets how many rows each Cleanup statement deletes at
-// most, 1 to MaxCleanupBatch (default DefaultCleanupBatch). Smaller batches
-// hold fewer locks for a shorter time; larger ones need fewer round trips.
-func WithCleanupBatch(n int) Option {
-	return func(c *config) error {
-		if n < 1 || n > MaxCleanupBatch {
-			return fmt.Errorf("postgres: cleanup batch %d out of range 1..%d", n, MaxCleanupBatch)
-		}
-		c.batch = n
-		return nil
-	}
-}
+// minServerVersion is the oldest PostgreSQL the statements run on: Update
+// needs WITH ... AS MATERIALIZED, new in PostgreSQL 12.
+const minServerVersion = 120000
 
 // Store is a session.Store on a PostgreSQL table. It is safe for concurrent
 // use. Create it with New or Open; Close releases its prepared statements
 // (and the pool, if Open made it).
 type Store struct {
-	db    *sqlx.DB
-	owned bool // Open made db, so Close closes it
+	db     *sqlx.DB
+	ownsDB bool // Open made db, so Close closes it
 
 	schema, table string // as configured, unquoted
 	qtable        string // quoted, schema-qualified if a schema is set
@@ -117,17 +36,26 @@ type Store struct {
 
 	closed atomic.Bool
 
-	load, create, update, touch, del, cleanup lazyStmt
+	load, create, update, touch, del, cleanup, loadOwned lazyStmt
 }
 
-var _ session.Store = (*Store)(nil)
+var (
+	_ session.Store      = (*Store)(nil)
+	_ session.OwnerIndex = (*Store)(nil)
+)
 
 // New returns a Store over the application's pool: a *sql.DB opened with
-// lib/pq (driver name "postgres"), or a *sqlx.DB around one. The store
-// shares the pool and never closes it. New does no I/O: statements are
-// prepared on first use, so the table may be created after New, with
-// CreateTable.
-func New[DB *sql.DB | *sqlx.DB](db DB, opts ...Option) (*Store, error) {
+// a PostgreSQL driver of database/sql (lib/pq's "postgres", or pgx's
+// "pgx" from github.com/jackc/pgx/v5/stdlib), or a *sqlx.DB around one.
+// The store shares the pool, never closes it and leaves its settings
+// alone.
+//
+// New checks the server at once, with one query: it fails with an error
+// reading "postgres: connect: ..." when no connection can be made (the
+// server unreachable, the login refused), and refuses a server older than
+// PostgreSQL 12. It does not touch the table, which may be created after
+// New, with CreateTable: statements are prepared on first use.
+func New[DB *sql.DB | *sqlx.DB](ctx context.Context, db DB, opts ...Option) (*Store, error) {
 	var x *sqlx.DB
 	switch d := any(db).(type) {
 	case *sql.DB:
@@ -135,54 +63,67 @@ func New[DB *sql.DB | *sqlx.DB](db DB, opts ...Option) (*Store, error) {
 			x = sqlx.NewDb(d, "postgres")
 		}
 	case *sqlx.DB:
-		x = d
+		if d != nil && d.DB != nil {
+			x = d
+		}
 	}
-	if x == nil || x.DB == nil {
-		return nil, errors.New("postgres: nil database handle")
+	if x == nil {
+		return nil, opError("new", errors.New("nil database handle"))
 	}
-	return build(x, false, opts)
+	o, err := newOptions(opts, false)
+	if err != nil {
+		return nil, err
+	}
+	s := build(x, false, o)
+	if err := s.checkServer(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// Open opens a pool from dsn (any form lib/pq accepts, such as
+// Open opens a pool from dsn with lib/pq (any form it accepts, such as
 // "postgres://user@host:5432/db?sslmode=disable") and returns a Store that
-// owns it: Close closes the pool. A malformed DSN is reported here; the
-// first connection is made by the first operation.
-func Open(dsn string, opts ...Option) (*Store, error) {
+// owns it: Close closes the pool. The pool keeps up to DefaultMaxConns
+// connections, all of them warm, renewed after DefaultConnMaxLifetime and
+// closed when idle for DefaultConnMaxIdleTime (see those constants for the
+// reasons, and WithMaxConns, WithConnMaxLifetime and WithConnMaxIdleTime
+// to change them). Like New, Open checks the server at once: a malformed
+// DSN, an unreachable server and a refused login all fail here.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o, err := newOptions(opts, true)
+	if err != nil {
+		return nil, err
+	}
 	connector, err := pq.NewConnector(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: open: %w", err)
+		return nil, opError("open", err)
 	}
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
-	s, err := build(db, true, opts)
-	if err != nil {
+	db := sql.OpenDB(connector)
+	o.pool.apply(db)
+	s := build(sqlx.NewDb(db, "postgres"), true, o)
+	if err := s.checkServer(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func build(db *sqlx.DB, owned bool, opts []Option) (*Store, error) {
-	cfg := config{table: DefaultTable, batch: DefaultCleanupBatch}
-	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
-	}
+func build(db *sqlx.DB, ownsDB bool, o options) *Store {
 	s := &Store{
 		db:      db,
-		owned:   owned,
-		schema:  cfg.schema,
-		table:   cfg.table,
-		qtable:  pq.QuoteIdentifier(cfg.table),
-		batch:   cfg.batch,
-		maxData: MaxDataSize,
+		ownsDB:  ownsDB,
+		schema:  o.schema,
+		table:   o.table,
+		qtable:  pq.QuoteIdentifier(o.table),
+		batch:   o.batch,
+		maxData: maxDataSize,
 	}
-	if cfg.schema != "" {
-		s.qtable = pq.QuoteIdentifier(cfg.schema) + "." + s.qtable
+	if o.schema != "" {
+		s.qtable = pq.QuoteIdentifier(o.schema) + "." + s.qtable
 	}
 	t := s.qtable
-	s.load.query = `SELECT data, atime, created, version FROM ` + t + ` WHERE session_id = $1`
-	s.create.query = `INSERT INTO ` + t + ` (session_id, data, atime, created, version) VALUES ($1, $2, $3, $4, 1)`
+	s.load.query = `SELECT data, atime, created, version, owner FROM ` + t + ` WHERE session_id = $1`
+	s.create.query = `INSERT INTO ` + t + ` (session_id, data, atime, created, version, owner) VALUES ($1, $2, $3, $4, 1, $5)`
 	// Update must tell a version conflict from a missing row in the same
 	// statement, without a window in which the answer could go stale.
 	// "cur" locks the newest committed version of the row (FOR UPDATE waits
@@ -194,34 +135,47 @@ func build(db *sqlx.DB, owned bool, opts []Option) (*Store, error) {
 	s.update.query = `WITH cur AS MATERIALIZED (
 	SELECT version FROM ` + t + ` WHERE session_id = $1 FOR UPDATE
 ), upd AS (
-	UPDATE ` + t + ` AS s SET data = $3, atime = $4, version = s.version + 1
+	UPDATE ` + t + ` AS s SET data = $3, atime = $4, owner = $5, version = s.version + 1
 	FROM cur WHERE s.session_id = $1 AND cur.version = $2
 	RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM upd) AS updated, (SELECT version FROM cur) AS version`
 	s.touch.query = `UPDATE ` + t + ` SET atime = $2 WHERE session_id = $1`
 	s.del.query = `DELETE FROM ` + t + ` WHERE session_id = $1`
-	// One bounded batch, oldest first along the atime index. SKIP LOCKED
-	// lets servers that clean at the same time split the work instead of
-	// queueing on (and then redoing) each other's rows; a row locked by a
-	// request in flight is left for the next run, since that request is
-	// about to give it a new atime anyway. FOR UPDATE also re-checks
-	// atime on the newest version of a row touched meanwhile, so a session
-	// touched during the cleanup survives it.
-	//
-	// "= ANY (ARRAY(subquery))" rather than "IN (subquery)": the array is
-	// computed once and the rows are then found through the primary key,
-	// whereas PostgreSQL plans IN here as a hash semi-join over a scan of
-	// the whole table, for every batch.
-	s.cleanup.query = `DELETE FROM ` + t + ` WHERE session_id = ANY (ARRAY(
-	SELECT session_id FROM ` + t + ` WHERE atime < $1 ORDER BY atime LIMIT $2 FOR UPDATE SKIP LOCKED
-))`
-	return s, nil
+	s.cleanup.query = cleanupQuery(t)
+	s.loadOwned.query = loadOwnedQuery(t)
+	return s
+}
+
+// checkServer is New's check: one query that needs a working connection
+// and tells the server's version.
+func (s *Store) checkServer(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+		return s.fail(ctx, "connect", err)
+	}
+	if version < minServerVersion {
+		return opError("new", detailf("PostgreSQL server version %d is too old: the store needs 12 or later", version))
+	}
+	return nil
 }
 
 // Table returns the table's name as it appears in the store's statements:
 // quoted, and schema-qualified when WithSchema was given.
 func (s *Store) Table() string { return s.qtable }
+
+// DB returns the pool the store uses, for monitoring (Stats) and, for a
+// pool the application passed to New, tuning. Closing it is the job of
+// whoever opened it: the application for New, the store's Close for Open.
+func (s *Store) DB() *sql.DB { return s.db.DB }
+
+// MaxDataSize returns the largest Data the store accepts, in bytes: 256
+// MiB. bytea holds up to 1 GB, but lib/pq sends bytea as hex text (twice
+// the size) in one protocol message, which PostgreSQL caps at 1 GB; 256
+// MiB stays well inside both limits, with either driver. Larger data is
+// refused with an error wrapping session.ErrTooLarge before any query. The
+// manager's own default limit, session.DefaultMaxDataSize, is far smaller.
+func (s *Store) MaxDataSize() int { return s.maxData }
 
 // Close releases the store's prepared statements and, if Open made the
 // pool, closes the pool. Calls after Close fail with an error wrapping
@@ -231,18 +185,18 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, l := range []*lazyStmt{&s.load, &s.create, &s.update, &s.touch, &s.del, &s.cleanup} {
+	for _, l := range []*lazyStmt{&s.load, &s.create, &s.update, &s.touch, &s.del, &s.cleanup, &s.loadOwned} {
 		if err := l.close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if s.owned {
+	if s.ownsDB {
 		if err := s.db.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("postgres: close: %w", err)
+		return opError("close", err)
 	}
 	return nil
 }
@@ -251,7 +205,7 @@ func (s *Store) Close() error {
 // force the table to exist before the Store that creates it. Once
 // prepared, database/sql re-prepares it transparently on each pool
 // connection it runs on, so every later call is a single round trip
-// (Bind/Execute) instead of lib/pq's two for an unprepared query
+// (Bind/Execute) instead of two for an unprepared query with parameters
 // (Parse/Describe, then Bind/Execute).
 type lazyStmt struct {
 	query string
@@ -288,60 +242,15 @@ func (l *lazyStmt) close() error {
 	return nil
 }
 
-// begin is the common start of every operation: refuse use after Close,
-// refuse malformed keys (every statement but Cleanup's takes one), and
-// fetch the prepared statement.
-func (s *Store) begin(ctx context.Context, op, key string, l *lazyStmt) (*sqlx.Stmt, error) {
-	if s.closed.Load() {
-		return nil, fmt.Errorf("postgres: %s: %w", op, session.ErrClosed)
-	}
-	if l != &s.cleanup && !session.ValidKey(key) {
-		// Defence in depth: the key is a bound parameter anyway, but a key
-		// the manager cannot produce means a bug or an attack upstream.
-		return nil, fmt.Errorf("postgres: %s: %w (%d bytes)", op, session.ErrInvalidKey, len(key))
-	}
-	st, err := s.prepared(ctx, l)
-	if err != nil {
-		return nil, s.fail(ctx, op+": prepare", err)
-	}
-	return st, nil
-}
-
-// fail wraps err, keeping it reachable with errors.Is and errors.As. When
-// the context ended, lib/pq may report the server's "canceling statement
-// due to user request" rather than the context's error; the context's
-// error is then wrapped as well, so callers can test errors.Is(err,
-// context.Canceled) whatever the timing.
-func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("postgres: %s: %w (%w)", op, cerr, err)
-	}
-	if s.closed.Load() && !errors.Is(err, session.ErrClosed) {
-		// The statement or pool was closed under this call.
-		return fmt.Errorf("postgres: %s: %w (%w)", op, session.ErrClosed, err)
-	}
-	return fmt.Errorf("postgres: %s: %w", op, err)
-}
-
-// sqlState returns the SQLSTATE of the server error in err's chain. It
-// asks for the SQLState method that *pq.Error has (and pgx's error too),
-// rather than for *pq.Error itself.
-func sqlState(err error) string {
-	var se interface{ SQLState() string }
-	if errors.As(err, &se) {
-		return se.SQLState()
-	}
-	return ""
-}
-
 // dbTime is how every time goes to the database: in UTC, so the value
 // never depends on a zone database or the connection's TimeZone, and
 // truncated to timestamptz's microsecond, because the server would round
 // the nanoseconds lib/pq sends and could move a time into the future.
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// dbData is what Data becomes: lib/pq sends a nil []byte as NULL, which the
-// NOT NULL column refuses, while the contract allows empty data.
+// dbData is what Data becomes: both lib/pq and pgx send a nil []byte as
+// NULL, which the NOT NULL column refuses, while the contract allows empty
+// data.
 func dbData(b []byte) []byte {
 	if b == nil {
 		return []byte{}
@@ -349,61 +258,73 @@ func dbData(b []byte) []byte {
 	return b
 }
 
+// row is a record as the statements return it.
 type row struct {
 	Data    []byte    `db:"data"`
 	ATime   time.Time `db:"atime"`
 	Created time.Time `db:"created"`
 	Version int64     `db:"version"`
+	Owner   string    `db:"owner"`
+}
+
+func (r row) record() session.Record {
+	// Scanning into []byte copies (database/sql never hands out the
+	// driver's buffer for a *[]byte), so the record aliases nothing.
+	if r.Data == nil {
+		r.Data = []byte{}
+	}
+	return session.Record{Data: r.Data, ATime: r.ATime.UTC(), Created: r.Created.UTC(), Version: uint64(r.Version), Owner: r.Owner}
 }
 
 // Load implements session.Store with one SELECT.
 func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
-	st, err := s.begin(ctx, "load", key, &s.load)
+	st, err := s.begin(ctx, "load", &s.load, key)
 	if err != nil {
 		return session.Record{}, err
 	}
 	var r row
-	// Scanning into []byte copies (database/sql never hands out the
-	// driver's buffer for a *[]byte), so the record aliases nothing.
 	if err := st.GetContext(ctx, &r, key); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return session.Record{}, session.ErrNotFound
+			return session.Record{}, opError("load", session.ErrNotFound)
 		}
 		return session.Record{}, s.fail(ctx, "load", err)
 	}
-	if r.Data == nil {
-		r.Data = []byte{}
-	}
-	return session.Record{Data: r.Data, ATime: r.ATime.UTC(), Created: r.Created.UTC(), Version: uint64(r.Version)}, nil
+	return r.record(), nil
 }
 
-// Create implements session.Store with one INSERT; a unique violation on
-// the key is session.ErrExists, with the server's error wrapped beside it.
-func (s *Store) Create(ctx context.Context, key string, rec session.Record) error {
-	if len(rec.Data) > s.maxData {
-		return fmt.Errorf("postgres: create: %w: %d bytes, limit %d", session.ErrTooLarge, len(rec.Data), s.maxData)
+// checkSize refuses data the store cannot hold, before any query.
+func (s *Store) checkSize(op string, data []byte) error {
+	if len(data) > s.maxData {
+		return opError(op, session.ErrTooLarge, detailf("%d bytes, limit %d", len(data), s.maxData))
 	}
-	st, err := s.begin(ctx, "create", key, &s.create)
+	return nil
+}
+
+// Create implements session.Store with one INSERT, which stores the owner
+// too; a unique violation on the key is session.ErrExists, with the
+// server's error wrapped beside it.
+func (s *Store) Create(ctx context.Context, key string, rec session.Record) error {
+	if err := s.checkSize("create", rec.Data); err != nil {
+		return err
+	}
+	st, err := s.begin(ctx, "create", &s.create, ownerKeys(key, rec.Owner)...)
 	if err != nil {
 		return err
 	}
-	_, err = st.ExecContext(ctx, key, dbData(rec.Data), dbTime(rec.ATime), dbTime(rec.Created))
-	if err != nil {
-		if sqlState(err) == "23505" { // unique_violation
-			return fmt.Errorf("postgres: create: %w (%w)", session.ErrExists, err)
-		}
+	if _, err := st.ExecContext(ctx, key, dbData(rec.Data), dbTime(rec.ATime), dbTime(rec.Created), rec.Owner); err != nil {
 		return s.fail(ctx, "create", err)
 	}
 	return nil
 }
 
 // Update implements session.Store with one UPDATE guarded by the version,
-// inside a statement that also reports why nothing was updated.
+// which replaces the owner along with Data and ATime, inside a statement
+// that also reports why nothing was updated.
 func (s *Store) Update(ctx context.Context, key string, rec session.Record) error {
-	if len(rec.Data) > s.maxData {
-		return fmt.Errorf("postgres: update: %w: %d bytes, limit %d", session.ErrTooLarge, len(rec.Data), s.maxData)
+	if err := s.checkSize("update", rec.Data); err != nil {
+		return err
 	}
-	st, err := s.begin(ctx, "update", key, &s.update)
+	st, err := s.begin(ctx, "update", &s.update, ownerKeys(key, rec.Owner)...)
 	if err != nil {
 		return err
 	}
@@ -418,22 +339,24 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		Updated bool          `db:"updated"`
 		Version sql.NullInt64 `db:"version"`
 	}
-	if err := st.GetContext(ctx, &res, key, want, dbData(rec.Data), dbTime(rec.ATime)); err != nil {
+	if err := st.GetContext(ctx, &res, key, want, dbData(rec.Data), dbTime(rec.ATime), rec.Owner); err != nil {
 		return s.fail(ctx, "update", err)
 	}
 	switch {
 	case res.Updated:
 		return nil
 	case !res.Version.Valid:
-		return session.ErrNotFound
+		return opError("update", session.ErrNotFound)
 	default:
-		return fmt.Errorf("postgres: update: %w: stored version %d, expected %d", session.ErrConflict, res.Version.Int64, rec.Version)
+		return opError("update", session.ErrConflict, detailf("stored version %d, expected %d", res.Version.Int64, rec.Version))
 	}
 }
 
-// Touch implements session.Store with one UPDATE of atime.
+// Touch implements session.Store with one UPDATE of atime. PostgreSQL
+// counts the rows an UPDATE matched, so a Touch to the atime already
+// stored is one row, not zero.
 func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
-	st, err := s.begin(ctx, "touch", key, &s.touch)
+	st, err := s.begin(ctx, "touch", &s.touch, key)
 	if err != nil {
 		return err
 	}
@@ -446,14 +369,14 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		return s.fail(ctx, "touch", err)
 	}
 	if n == 0 {
-		return session.ErrNotFound
+		return opError("touch", session.ErrNotFound)
 	}
 	return nil
 }
 
 // Delete implements session.Store with one DELETE.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	st, err := s.begin(ctx, "delete", key, &s.del)
+	st, err := s.begin(ctx, "delete", &s.del, key)
 	if err != nil {
 		return err
 	}
@@ -461,41 +384,4 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return s.fail(ctx, "delete", err)
 	}
 	return nil
-}
-
-// Cleanup implements session.Store. It deletes in batches of at most the
-// configured size (WithCleanupBatch), each its own statement and
-// transaction, oldest first, until a batch comes back short; so a million
-// expired rows never make one giant transaction or hold long locks, and
-// requests on live sessions proceed between and during batches. Servers
-// cleaning at the same time skip the rows another one holds. A row locked
-// by a request in flight is skipped too and left for the next run. The
-// context is checked between batches; on error the count so far is
-// returned with it.
-func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
-	st, err := s.begin(ctx, "cleanup", "", &s.cleanup)
-	if err != nil {
-		return 0, err
-	}
-	// Truncating the cutoff can only keep a row that is less than a
-	// microsecond older than it; rounding up could delete a live one.
-	c := dbTime(cutoff)
-	total := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("postgres: cleanup: %w", err)
-		}
-		res, err := st.ExecContext(ctx, c, s.batch)
-		if err != nil {
-			return total, s.fail(ctx, "cleanup", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, s.fail(ctx, "cleanup", err)
-		}
-		total += int(n)
-		if n < int64(s.batch) {
-			return total, nil
-		}
-	}
 }

@@ -41,7 +41,7 @@ var openers = map[string]opener{
 		if f.dsn == "" {
 			return nil, "", nil, errors.New("-store postgres needs -dsn, e.g. postgres://root@127.0.0.1:5432/test?sslmode=disable")
 		}
-		s, err := postgres.Open(f.dsn, postgres.WithTable(f.table))
+		s, err := postgres.Open(ctx, f.dsn, postgres.WithTable(f.table))
 		if err != nil {
 			return nil, "", nil, err
 		}
