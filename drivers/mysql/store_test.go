@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -87,8 +88,8 @@ func TestNewRefusesHandlesThatCorruptTimes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		if _, err := New(ctx, db); err == nil {
-			t.Fatal("New on an unreachable server succeeded")
+		if _, err := New(ctx, db); err == nil || !strings.HasPrefix(err.Error(), "mysql: connect: ") {
+			t.Fatalf("New on an unreachable server: %v, want a connect error", err)
 		}
 	})
 }
@@ -174,9 +175,12 @@ func TestNewSqlxAndCloseKeepsCallersPool(t *testing.T) {
 func TestTableNames(t *testing.T) {
 	ctx := testCtx(t)
 	db := openPool(t, nil)
-	for _, name := range []string{"", "a`b", "a b", "x;DROP TABLE y", "t--", "a.b.c", ".t", "t.", "café", strings.Repeat("t", 65)} {
-		if _, err := New(ctx, db, WithTable(name)); err == nil {
-			t.Errorf("WithTable(%q) accepted", name)
+	for _, name := range []string{"", "a`b", "a b", "x;DROP TABLE y", "t--", "a.b", ".t", "t.", "café", strings.Repeat("t", 65)} {
+		if _, err := New(ctx, db, WithTable(name)); err == nil || !strings.HasPrefix(err.Error(), "mysql: new: invalid table name") {
+			t.Errorf("WithTable(%q): %v", name, err)
+		}
+		if _, err := New(ctx, db, WithSchema(name)); err == nil {
+			t.Errorf("WithSchema(%q) accepted", name)
 		}
 	}
 	for _, n := range []int{0, -1, MaxCleanupBatch + 1} {
@@ -184,13 +188,17 @@ func TestTableNames(t *testing.T) {
 			t.Errorf("WithCleanupBatch(%d) accepted", n)
 		}
 	}
-	// A qualified name reaches the named database, whatever the current one.
+	// WithSchema reaches the named database, whatever the current one.
 	var dbName string
 	if err := db.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil || dbName == "" {
 		t.Fatalf("no current database (%v); the test DSN must name one", err)
 	}
 	freshTable(t, db, "ws_qualified$1")
-	s := storeOn(t, openPool(t, func(c *mysqldrv.Config) { c.DBName = "" }), dbName+".ws_qualified$1")
+	s, err := New(ctx, openPool(t, func(c *mysqldrv.Config) { c.DBName = "" }), WithSchema(dbName), WithTable("ws_qualified$1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	if got, want := s.Table(), "`"+dbName+"`.`ws_qualified$1`"; got != want {
 		t.Fatalf("Table() = %s, want %s", got, want)
 	}
@@ -201,6 +209,77 @@ func TestTableNames(t *testing.T) {
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM `ws_qualified$1`").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("rows in ws_qualified$1: %d, %v", n, err)
+	}
+}
+
+func TestPoolOptions(t *testing.T) {
+	ctx := testCtx(t)
+	db := openPool(t, nil)
+	for _, o := range []Option{WithMaxConns(0), WithConnMaxLifetime(-time.Second), WithConnMaxIdleTime(-time.Second), nil} {
+		if _, err := Open(ctx, testDSN(), o); err == nil {
+			t.Errorf("Open accepted an invalid pool option")
+		}
+	}
+	// The pool options belong to the pool Open makes: New refuses them
+	// rather than leave the application's pool as it is unsaid.
+	for name, o := range map[string]Option{"WithMaxConns": WithMaxConns(4), "WithConnMaxLifetime": WithConnMaxLifetime(time.Minute), "WithConnMaxIdleTime": WithConnMaxIdleTime(time.Minute)} {
+		if _, err := New(ctx, db, o); err == nil || !strings.Contains(err.Error(), name+" applies to the pool Open makes") {
+			t.Errorf("New with %s: %v", name, err)
+		}
+	}
+	s, err := Open(ctx, testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.DB().Stats().MaxOpenConnections; got != DefaultMaxConns {
+		t.Errorf("Open's pool holds up to %d connections, want DefaultMaxConns (%d)", got, DefaultMaxConns)
+	}
+	s2, err := Open(ctx, testDSN(), WithMaxConns(3), WithConnMaxLifetime(time.Minute), WithConnMaxIdleTime(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := s2.DB().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("WithMaxConns(3): pool holds up to %d", got)
+	}
+}
+
+// TestConnectErrors: New and Open fail at once, with an error that reads
+// "mysql: connect: ..." and wraps the cause, when no connection can be
+// made.
+func TestConnectErrors(t *testing.T) {
+	ctx := testCtx(t)
+	unreachable := testConfig(t)
+	unreachable.Addr = "127.0.0.1:1"
+	unreachable.Timeout = 5 * time.Second
+	refused := testConfig(t)
+	refused.User = "wsr_nobody_" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	for _, tc := range []struct {
+		name  string
+		cfg   *mysqldrv.Config
+		check func(error) bool
+	}{
+		{"unreachable", unreachable, func(err error) bool { var oe *net.OpError; return errors.As(err, &oe) }},
+		{"login refused", refused, func(err error) bool { return isServerError(err, erAccessDenied) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(ctx, tc.cfg.FormatDSN())
+			if err == nil || !strings.HasPrefix(err.Error(), "mysql: connect: ") || !tc.check(err) {
+				t.Errorf("Open: %v, want a \"mysql: connect: \" error wrapping the cause", err)
+			}
+			conn, err := mysqldrv.NewConnector(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(conn)
+			defer db.Close()
+			_, err = New(ctx, db)
+			if err == nil || !strings.HasPrefix(err.Error(), "mysql: connect: ") || !tc.check(err) {
+				t.Errorf("New: %v, want a \"mysql: connect: \" error wrapping the cause", err)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
 	}
 }
 
@@ -475,7 +554,7 @@ func TestTooLarge(t *testing.T) {
 
 		// If the limit were lowered after construction, the server's own
 		// refusal must be just as clear. Lift the store's check to see it.
-		st, err := s.prepared(ctx)
+		st, err := s.prepared(ctx, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
