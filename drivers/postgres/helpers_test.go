@@ -92,6 +92,19 @@ func openDB(tb testing.TB, dsn string) *sqlx.DB {
 	return db
 }
 
+// openPgx is openDB with pgx's database/sql driver instead of lib/pq.
+func openPgx(tb testing.TB, dsn string) *sqlx.DB {
+	tb.Helper()
+	db, err := sqlx.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatalf("open %q with pgx: %v", dsn, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
 var (
 	adminOnce sync.Once
 	adminDB   *sqlx.DB
