@@ -1019,3 +1019,74 @@ func TestHandleSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestMoreClientsThanConnections: more concurrent requests than the pool
+// Open makes may hold wait for a connection instead of opening more. The
+// store logs in as a user of its own whose MAX_USER_CONNECTIONS is the
+// pool's size, so one connection too many would fail with error 1226. All
+// requests are held on a row lock until every connection is busy and every
+// other request waits in the pool; then all of them must succeed.
+func TestMoreClientsThanConnections(t *testing.T) {
+	const conns, clients = 4, 48
+	ctx := testCtx(t)
+	owner := newTestStore(t, "ws_clients", nil)
+	mustCreate(t, owner, "k", rec("v", t0))
+	admin := openPool(t, nil)
+	cfg := testConfig(t)
+	user := fmt.Sprintf("wsr_%d", time.Now().UnixNano()%1e12)
+	if _, err := admin.ExecContext(ctx, "CREATE USER '"+user+"'@'%' WITH MAX_USER_CONNECTIONS "+fmt.Sprint(conns)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP USER '" + user + "'@'%'") })
+	if _, err := admin.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON `"+cfg.DBName+"`.* TO '"+user+"'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Passwd = user, ""
+	s, err := Open(ctx, cfg.FormatDSN(), WithTable("ws_clients"), WithMaxConns(conns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustLoad(t, s, "k") // prepares the statements
+
+	tx, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT * FROM ws_clients WHERE session_id = 'k' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() { errs <- s.Touch(ctx, "k", t0.Add(time.Duration(i+1)*time.Microsecond)) }()
+	}
+	// Wait until every connection is blocked on the lock and every other
+	// client waits for a connection.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var blocked int
+		if err := admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE 'UPDATE%'", user).Scan(&blocked); err != nil {
+			t.Fatal(err)
+		}
+		waiting := s.DB().Stats().WaitCount
+		if blocked == conns && waiting >= clients-conns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections blocked, %d clients waited for a connection; want %d and %d", blocked, waiting, conns, clients-conns)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's and the pool's state
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Errorf("a client beyond the pool's size failed: %v", err)
+		}
+	}
+	if st := s.DB().Stats(); st.MaxOpenConnections != conns || st.OpenConnections > conns {
+		t.Errorf("pool stats %+v", st)
+	}
+}

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -209,4 +212,116 @@ FROM generate_series(1, $2::int) AS g`, t0.Add(-time.Hour), expired); err != nil
 	}
 	report(during, "read")
 	report(idle, "idle-read")
+}
+
+// BenchmarkPool runs a counter-like request mix (Load, then Update of the
+// version just read; the session of each client its own) from many
+// clients at once, over a pool with database/sql's defaults (2 idle
+// connections, no limit on open ones) and over the pool Open makes. It
+// reports the requests' p99 latency and how often a connection was closed
+// for lack of idle room (and so reopened by a later request). Each client
+// either sends its next request at once (think=0) or after 1ms, the rest
+// of a real request (handler, network): then the number of requests in
+// flight varies, and a pool that keeps only 2 idle connections closes
+// and reopens connections all the time. Run it with -benchtime of a few
+// seconds: ns/op is the wall time per request of all clients together
+// (req/s reports its inverse).
+func BenchmarkPool(b *testing.B) {
+	const clients = 50
+	dsn := testDSN(b)
+	schema := newSchema(b)
+	for _, tc := range []struct {
+		name string
+		open func(ctx context.Context) *Store
+	}{
+		{"database-sql-defaults", func(ctx context.Context) *Store {
+			db, err := sql.Open("postgres", dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = db.Close() })
+			s, err := New(ctx, db, WithSchema(schema))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+		{"Open-defaults", func(ctx context.Context) *Store {
+			s, err := Open(ctx, dsn, WithSchema(schema))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+		{"Open-WithMaxConns(32)", func(ctx context.Context) *Store {
+			s, err := Open(ctx, dsn, WithSchema(schema), WithMaxConns(32))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+	} {
+		for _, think := range []time.Duration{0, time.Millisecond} {
+			b.Run(fmt.Sprintf("%s/think=%v", tc.name, think), func(b *testing.B) {
+				ctx := context.Background()
+				s := tc.open(ctx)
+				defer s.Close()
+				if err := s.CreateTable(ctx); err != nil {
+					b.Fatal(err)
+				}
+				benchPool(b, s, clients, think)
+			})
+		}
+	}
+}
+
+// benchPool runs the counter mix over s from clients goroutines.
+func benchPool(b *testing.B, s *Store, clients int, think time.Duration) {
+	ctx := context.Background()
+	prefix := randHex(4)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	data := []byte(`{"count":1}`)
+	before := s.DB().Stats()
+	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		key := fmt.Sprintf("pool%s_%d", prefix, next.Add(1))
+		if err := s.Create(ctx, key, session.Record{Data: data, ATime: t0, Created: t0}); err != nil {
+			b.Error(err)
+			return
+		}
+		var mine []time.Duration
+		for pb.Next() {
+			t := time.Now()
+			r, err := s.Load(ctx, key)
+			if err == nil {
+				err = s.Update(ctx, key, session.Record{Data: data, ATime: t0, Version: r.Version})
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(t))
+			if think > 0 {
+				time.Sleep(think) // the rest of the request: the handler, the network
+			}
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	after := s.DB().Stats()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(after.MaxIdleClosed-before.MaxIdleClosed)/float64(len(lat)), "reconnects/op")
+	b.ReportMetric(float64(after.MaxOpenConnections), "max-conns")
 }

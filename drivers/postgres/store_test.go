@@ -697,3 +697,73 @@ func TestContext(t *testing.T) {
 		t.Fatalf("Update after a cancelled one: %v", err)
 	}
 }
+
+// TestMoreClientsThanConnections: more concurrent requests than the pool
+// Open makes may hold wait for a connection instead of opening more. The
+// store logs in as a role of its own whose server-side connection limit
+// is the pool's size, so one connection too many would fail with "too
+// many connections for role" (53300). All requests are held on a row
+// lock until every connection is busy and every other request waits in
+// the pool; then all of them must succeed.
+func TestMoreClientsThanConnections(t *testing.T) {
+	const conns, clients = 4, 48
+	dsn := testDSN(t)
+	schema := newSchema(t)
+	ctx := ctxT(t)
+	owner := newStore(t, openDB(t, dsn), WithSchema(schema))
+	mustCreate(t, owner, "k", rec("v", t0))
+	role := "wsr_" + randHex(6)
+	qrole := pq.QuoteIdentifier(role)
+	a := admin(t)
+	a.MustExec(`CREATE ROLE ` + qrole + ` LOGIN CONNECTION LIMIT ` + fmt.Sprint(conns))
+	t.Cleanup(func() {
+		a.MustExec(`DROP OWNED BY ` + qrole)
+		a.MustExec(`DROP ROLE ` + qrole)
+	})
+	a.MustExec(`GRANT USAGE ON SCHEMA ` + pq.QuoteIdentifier(schema) + ` TO ` + qrole)
+	a.MustExec(`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + owner.Table() + ` TO ` + qrole)
+
+	s, err := Open(ctx, withUser(dsn, role), WithSchema(schema), WithMaxConns(conns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	tx := a.MustBeginTx(ctx, nil)
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT FROM `+s.Table()+` WHERE session_id = 'k' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() { errs <- s.Touch(ctx, "k", t0.Add(time.Duration(i)*time.Microsecond)) }()
+	}
+	// Wait until every connection is blocked on the lock and every other
+	// client waits for a connection.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var blocked int
+		if err := a.GetContext(ctx, &blocked, `SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND wait_event_type = 'Lock'`, role); err != nil {
+			t.Fatal(err)
+		}
+		waiting := s.DB().Stats().WaitCount
+		if blocked == conns && waiting >= clients-conns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends blocked, %d clients waited for a connection; want %d and %d", blocked, waiting, conns, clients-conns)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's and the pool's state
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Errorf("a client beyond the pool's size failed: %v", err)
+		}
+	}
+	if st := s.DB().Stats(); st.MaxOpenConnections != conns || st.OpenConnections > conns {
+		t.Errorf("pool stats %+v", st)
+	}
+}
