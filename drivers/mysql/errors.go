@@ -118,6 +118,12 @@ func isConnectError(err error) bool {
 	if !errors.As(err, &me) {
 		return false
 	}
+	// SQLSTATE classes 08 (connection exception) and 28 (invalid
+	// authorization: 1045, and MariaDB's 1698 for a login without the
+	// password it needs).
+	if c := string(me.SQLState[:2]); c == "08" || c == "28" {
+		return true
+	}
 	switch me.Number {
 	// Not 1044 and 1049 (no access to, no such database): a statement
 	// naming another database (WithSchema) gets those too.
