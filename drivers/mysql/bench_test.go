@@ -250,3 +250,78 @@ func benchPool(b *testing.B, s *Store, clients int, think time.Duration) {
 	b.ReportMetric(float64(after.MaxIdleClosed-before.MaxIdleClosed)/float64(len(lat)), "reconnects/op")
 	b.ReportMetric(float64(after.MaxOpenConnections), "max-conns")
 }
+
+// BenchmarkOwner lists (LoadOwned) and ends (LoadOwned, then Delete of
+// each) the sessions of one owner, who has 10, in tables of 10,000 and of
+// 1,000,000 sessions whose other owners number up to 100,000. The time per
+// operation must not grow with the table: LoadOwned reads the owner index.
+// The table is filled by one INSERT ... SELECT per size; ending an owner's
+// sessions puts them back, untimed, before the next iteration, so the
+// table keeps its size.
+func BenchmarkOwner(b *testing.B) {
+	const perOwner, owners, targets = 10, 100_000, 100
+	for _, total := range []int{10_000, 1_000_000} {
+		ctx := context.Background()
+		table := fmt.Sprintf("ws_bench_owner_%d", total)
+		s := newTestStore(b, table, nil)
+		// The owners measured: target0..target99, 10 sessions each; the
+		// rest of the table: sessions of o0..o99999 (and some anonymous).
+		fillOwned(b, s, "f", total-targets*perOwner, "IF(i % 7 = 0, '', CONCAT('o', i % "+fmt.Sprint(owners)+"))")
+		fillOwned(b, s, "t", targets*perOwner, "CONCAT('target', i % "+fmt.Sprint(targets)+")")
+		if _, err := s.DB().ExecContext(ctx, "ANALYZE TABLE "+s.Table()); err != nil {
+			b.Fatal(err)
+		}
+		var n int
+		if err := s.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM "+s.Table()).Scan(&n); err != nil || n != total {
+			b.Fatalf("table holds %d sessions (%v), want %d", n, err, total)
+		}
+		b.Run(fmt.Sprintf("LoadOwned/sessions=%d", total), func(b *testing.B) {
+			for i := range b.N {
+				recs, err := s.LoadOwned(ctx, fmt.Sprint("target", i%targets))
+				if err != nil || len(recs) != perOwner {
+					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("EndAll/sessions=%d", total), func(b *testing.B) {
+			for i := range b.N {
+				owner := fmt.Sprint("target", i%targets)
+				recs, err := s.LoadOwned(ctx, owner)
+				if err != nil || len(recs) != perOwner {
+					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
+				}
+				for _, r := range recs {
+					if err := s.Delete(ctx, r.Key); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				for _, r := range recs {
+					if err := s.Create(ctx, r.Key, r.Record); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// fillOwned inserts n sessions named prefix0..., whose owner is the SQL
+// expression owner of their number i, in one statement (a cross join of
+// digit tables, which MySQL 8 and MariaDB both run).
+func fillOwned(tb testing.TB, s *Store, prefix string, n int, owner string) {
+	tb.Helper()
+	digits := "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 " +
+		"UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)"
+	q := "INSERT INTO " + s.Table() + " (session_id, atime, data, created, version, owner) " +
+		"SELECT CONCAT(?, i), ?, 'x', ?, 1, " + owner + " FROM (" +
+		"SELECT a.d + 10*b.d + 100*c.d + 1000*e.d + 10000*f.d + 100000*g.d AS i FROM " +
+		digits + " a, " + digits + " b, " + digits + " c, " + digits + " e, " + digits + " f, " + digits + " g) n WHERE i < ?"
+	at := t0.UTC().Truncate(time.Microsecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := s.DB().ExecContext(ctx, q, prefix, at, at, n); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -325,3 +325,63 @@ func benchPool(b *testing.B, s *Store, clients int, think time.Duration) {
 	b.ReportMetric(float64(after.MaxIdleClosed-before.MaxIdleClosed)/float64(len(lat)), "reconnects/op")
 	b.ReportMetric(float64(after.MaxOpenConnections), "max-conns")
 }
+
+// BenchmarkOwner lists (LoadOwned) and ends (LoadOwned, then Delete of
+// each) the sessions of one owner, who has 10, in tables of 10,000 and of
+// 1,000,000 sessions whose other owners number up to 100,000. The time per
+// operation must not grow with the table: LoadOwned reads the owner index.
+// The table is filled by one INSERT ... SELECT generate_series per size;
+// ending an owner's sessions puts them back, untimed, before the next
+// iteration, so the table keeps its size.
+func BenchmarkOwner(b *testing.B) {
+	const perOwner, owners, targets = 10, 100_000, 100
+	dsn := testDSN(b)
+	for _, total := range []int{10_000, 1_000_000} {
+		ctx := context.Background()
+		s := newStore(b, openDB(b, dsn), WithSchema(newSchema(b)))
+		// The owners measured: target0..target99, 10 sessions each; the
+		// rest of the table: sessions of o0..o99999 (and some anonymous).
+		fill := func(query string, args ...any) {
+			if _, err := admin(b).ExecContext(ctx, query, args...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		insert := `INSERT INTO ` + s.Table() + ` (session_id, data, atime, created, version, owner) `
+		fill(insert+`SELECT 'f' || g, '\x00'::bytea, $1, $1, 1, CASE WHEN g % 7 = 0 THEN '' ELSE 'o' || (g % $3) END
+FROM generate_series(1, $2::int) AS g`, t0, total-targets*perOwner, owners)
+		fill(insert+`SELECT 't' || g, '\x00'::bytea, $1, $1, 1, 'target' || (g % $2) FROM generate_series(1, $3::int) AS g`, t0, targets, targets*perOwner)
+		fill(`VACUUM ANALYZE ` + s.Table())
+		if n := count(b, s); n != total {
+			b.Fatalf("table holds %d sessions, want %d", n, total)
+		}
+		b.Run(fmt.Sprintf("LoadOwned/sessions=%d", total), func(b *testing.B) {
+			for i := range b.N {
+				recs, err := s.LoadOwned(ctx, fmt.Sprint("target", i%targets))
+				if err != nil || len(recs) != perOwner {
+					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("EndAll/sessions=%d", total), func(b *testing.B) {
+			for i := range b.N {
+				owner := fmt.Sprint("target", i%targets)
+				recs, err := s.LoadOwned(ctx, owner)
+				if err != nil || len(recs) != perOwner {
+					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
+				}
+				for _, r := range recs {
+					if err := s.Delete(ctx, r.Key); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				for _, r := range recs {
+					if err := s.Create(ctx, r.Key, r.Record); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
