@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	session "github.com/websession/websession/core"
 )
 
@@ -239,11 +241,11 @@ func BenchmarkPool(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { _ = db.Close() })
 			s, err := New(ctx, db, WithSchema(schema))
 			if err != nil {
 				b.Fatal(err)
 			}
+			s.ownsDB = true // closed with the store, so that no sub-benchmark's connections outlive it
 			return s
 		}},
 		{"Open-defaults", func(ctx context.Context) *Store {
@@ -332,12 +334,17 @@ func benchPool(b *testing.B, s *Store, clients int, think time.Duration) {
 // operation must not grow with the table: LoadOwned reads the owner index.
 // The table is filled by one INSERT ... SELECT generate_series per size;
 // ending an owner's sessions puts them back, untimed, before the next
-// iteration, so the table keeps its size.
+// iteration, so the table keeps its size. pages/op counts the buffer pages one LoadOwned touches:
+// the work, which the machine's load does not blur.
 func BenchmarkOwner(b *testing.B) {
 	const perOwner, owners, targets = 10, 100_000, 100
 	dsn := testDSN(b)
-	for _, total := range []int{10_000, 1_000_000} {
-		ctx := context.Background()
+	// Both tables are filled before anything is timed, so that neither
+	// size is measured while the server still writes out the other fill.
+	ctx := context.Background()
+	stores := map[int]*Store{}
+	sizes := []int{10_000, 1_000_000}
+	for _, total := range sizes {
 		s := newStore(b, openDB(b, dsn), WithSchema(newSchema(b)))
 		// The owners measured: target0..target99, 10 sessions each; the
 		// rest of the table: sessions of o0..o99999 (and some anonymous).
@@ -354,6 +361,10 @@ FROM generate_series(1, $2::int) AS g`, t0, total-targets*perOwner, owners)
 		if n := count(b, s); n != total {
 			b.Fatalf("table holds %d sessions, want %d", n, total)
 		}
+		stores[total] = s
+	}
+	for _, total := range sizes {
+		s := stores[total]
 		b.Run(fmt.Sprintf("LoadOwned/sessions=%d", total), func(b *testing.B) {
 			for i := range b.N {
 				recs, err := s.LoadOwned(ctx, fmt.Sprint("target", i%targets))
@@ -361,6 +372,8 @@ FROM generate_series(1, $2::int) AS g`, t0, total-targets*perOwner, owners)
 					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
 				}
 			}
+			b.StopTimer()
+			b.ReportMetric(float64(ownedPages(b, s, "target1")), "pages/op")
 		})
 		b.Run(fmt.Sprintf("EndAll/sessions=%d", total), func(b *testing.B) {
 			for i := range b.N {
@@ -384,4 +397,32 @@ FROM generate_series(1, $2::int) AS g`, t0, total-targets*perOwner, owners)
 			}
 		})
 	}
+}
+
+// ownedPages returns how many buffer pages PostgreSQL touches to run
+// LoadOwned's statement for owner (EXPLAIN ANALYZE with BUFFERS, in a
+// generic plan as the prepared statement has): a measure of its cost that
+// the machine's load does not blur.
+func ownedPages(tb testing.TB, s *Store, owner string) int {
+	tb.Helper()
+	ctx := context.Background()
+	tx := admin(tb).MustBeginTx(ctx, nil)
+	defer func() { _ = tx.Rollback() }()
+	tx.MustExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`)
+	tx.MustExecContext(ctx, `PREPARE ws_owned_pages(text) AS `+loadOwnedQuery(s.Table()))
+	defer tx.MustExecContext(ctx, `DEALLOCATE ws_owned_pages`) // a prepared statement outlives the transaction
+	var plan []byte
+	if err := tx.GetContext(ctx, &plan, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE ws_owned_pages(`+pq.QuoteLiteral(owner)+`)`); err != nil {
+		tb.Fatal(err)
+	}
+	var out []struct {
+		Plan struct {
+			Hit  int `json:"Shared Hit Blocks"`
+			Read int `json:"Shared Read Blocks"`
+		} `json:"Plan"`
+	}
+	if err := json.Unmarshal(plan, &out); err != nil || len(out) != 1 {
+		tb.Fatalf("EXPLAIN output %s: %v", plan, err)
+	}
+	return out[0].Plan.Hit + out[0].Plan.Read
 }
