@@ -333,7 +333,7 @@ func countedPool(tb testing.TB, kind, name string, cfg openConfig) (*sql.DB, *tr
 func openOursPostgres(tb testing.TB, cfg openConfig) *instance {
 	schema, _ := scratch(tb, "postgres")
 	db, tr := countedPool(tb, "postgres", schema, cfg)
-	s, err := wspostgres.New(db, wspostgres.WithSchema(schema))
+	s, err := wspostgres.New(setupCtx(tb), db, wspostgres.WithSchema(schema))
 	if err != nil {
 		tb.Fatal(err)
 	}

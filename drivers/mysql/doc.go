@@ -17,8 +17,32 @@
 //	store, err := mysql.Open(ctx, "app:pw@tcp(db:3306)/app")
 //
 // then create the table once (CreateTable is safe to run from every server
-// at start-up, concurrently) and give the store to session.New. The table's
-// SQL is in the module's README for those who manage schemas themselves.
+// at start-up, concurrently, and migrates a table made by an earlier
+// version in place) and give the store to session.New. The table's SQL
+// (Schema, and the module's README) is there for those who manage schemas
+// themselves. WithTable names the table and WithSchema its database.
+//
+// New and Open check the connection at once: a store that cannot work
+// fails at start-up with "mysql: connect: <cause>", not at the first
+// request.
+//
+// # Pools
+//
+// Open's pool keeps up to DefaultMaxConns connections, as many idle as
+// open, each renewed after DefaultConnMaxLifetime and closed after
+// DefaultConnMaxIdleTime unused (WithMaxConns, WithConnMaxLifetime and
+// WithConnMaxIdleTime change them). database/sql's own defaults (2 idle
+// connections, no limit on open ones) make a busy server open and close
+// connections all the time, and let a burst of requests exhaust the
+// server's max_connections. A pool passed to New is the application's to
+// tune; DB returns it.
+//
+// # Owners
+//
+// The store implements session.OwnerIndex: an owner column (the empty
+// string for none) with an index. Create and Update store the owner in
+// their one statement, Touch keeps it, and LoadOwned is one SELECT through
+// the index, whose cost grows with that owner's sessions only.
 //
 // # Guarantees
 //
@@ -46,8 +70,10 @@
 // later), its error is mapped to session.ErrTooLarge too. Nothing is ever
 // truncated, whatever the sql_mode.
 //
-// Errors wrap their cause: errors.As(err, &mysqlErr) with a
-// *github.com/go-sql-driver/mysql.MySQLError reaches the server's error.
+// Every error reads "mysql: <op>: <cause>" and wraps its cause: errors.Is
+// reaches the session sentinels ("mysql: update: session: version
+// conflict: ..."), and errors.As(err, &mysqlErr) with a
+// *github.com/go-sql-driver/mysql.MySQLError the server's error.
 // Deadlocks (error 1213), which InnoDB can still declare between concurrent
 // inserts of a key being deleted, are retried a few times; each statement is
 // atomic and autocommitted, so a retry cannot apply anything twice.

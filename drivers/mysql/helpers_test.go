@@ -2,7 +2,9 @@ package mysql
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
@@ -23,11 +25,23 @@ const (
 	defaultDSN = "root@tcp(127.0.0.1:3306)/test?parseTime=true&loc=UTC"
 )
 
-func testDSN() string {
+// serverDSN is the DSN the tests were given; testDSN is the same with the
+// database TestMain made for this run.
+func serverDSN() string {
 	if dsn := os.Getenv(dsnEnv); dsn != "" {
 		return dsn
 	}
 	return defaultDSN
+}
+
+// runDSN is serverDSN with the database of this run, set by TestMain.
+var runDSN string
+
+func testDSN() string {
+	if runDSN != "" {
+		return runDSN
+	}
+	return serverDSN()
 }
 
 var (
@@ -74,14 +88,59 @@ func requireDB(tb testing.TB) {
 	tb.Skip("SKIPPING: " + msg)
 }
 
+// TestMain gives this run a database of its own, so that the tests' tables
+// never meet those of another run on the same server, and drops it at the
+// end. The examples use it too (through dsnEnv), and are left out when the
+// server is unreachable: examples cannot skip themselves.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if err := reachable(); err != nil && os.Getenv("CI") != "true" {
-		// Examples cannot skip themselves; leave them out instead.
-		fmt.Fprintf(os.Stderr, "SKIPPING the examples: MySQL/MariaDB unreachable at %q: %v (set %s)\n", testDSN(), err, dsnEnv)
-		flag.Set("test.skip", "^Example")
+	if err := reachable(); err != nil {
+		if os.Getenv("CI") != "true" {
+			fmt.Fprintf(os.Stderr, "SKIPPING the examples: MySQL/MariaDB unreachable at %q: %v (set %s)\n", serverDSN(), err, dsnEnv)
+			flag.Set("test.skip", "^Example")
+		}
+		os.Exit(m.Run())
 	}
-	os.Exit(m.Run())
+	drop, err := runDatabase()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "creating this run's database: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := drop(); err != nil {
+		fmt.Fprintf(os.Stderr, "dropping this run's database: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// runDatabase creates the database of this run, points runDSN (and
+// dsnEnv, for the examples) at it, and returns how to drop it.
+func runDatabase() (drop func() error, err error) {
+	cfg, err := mysqldrv.ParseDSN(serverDSN())
+	if err != nil {
+		return nil, err
+	}
+	conn, err := mysqldrv.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "wst_" + hex.EncodeToString(b)
+	if _, err := db.Exec("CREATE DATABASE `" + name + "`"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	cfg.DBName = name
+	runDSN = cfg.FormatDSN()
+	os.Setenv(dsnEnv, runDSN)
+	return func() error {
+		defer db.Close()
+		_, err := db.Exec("DROP DATABASE `" + name + "`")
+		return err
+	}, nil
 }
 
 // testConfig returns the parsed test DSN, with parseTime and loc forced as

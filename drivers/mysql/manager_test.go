@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
+	"github.com/websession/websession/conformance"
 	session "github.com/websession/websession/core"
 )
 
@@ -102,7 +103,8 @@ func get(t testing.TB, srv *httptest.Server, path string, cookie *http.Cookie) (
 // table, as two application servers would be.
 func TestTwoServersShareSessions(t *testing.T) {
 	const table = "ws_two_servers"
-	clk := &fakeClock{now: t0}
+	clk := conformance.NewFakeClock()
+	clk.Set(t0)
 	storeA := newTestStore(t, table, nil)
 	storeB := storeOn(t, openPool(t, nil), table)
 	a := server(t, storeA, clk)
@@ -170,7 +172,8 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	var rt roundTrips
 	store := newTestStore(t, "ws_request_trips", func(c *mysqldrv.Config) { c.DialFunc = rt.dialer() })
 	store.DB().SetMaxOpenConns(1)
-	clk := &fakeClock{now: t0}
+	clk := conformance.NewFakeClock()
+	clk.Set(t0)
 	srv := server(t, store, clk, session.WithTouchInterval(time.Minute))
 	var cookie *http.Cookie
 	measure := func(name, path string, want int64) {
@@ -193,22 +196,4 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	measure("read-only, touch due (Load + Touch)", "/get?k=count", 2)
 	measure("no session use", "/static", 0)
 	measure("kill (Delete)", "/kill", 1)
-}
-
-// fakeClock is a interface{ Now() time.Time } moved only by Advance.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

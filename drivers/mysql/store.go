@@ -15,19 +15,6 @@ import (
 	session "github.com/websession/websession/core"
 )
 
-// DefaultTable is the table name used without WithTable: web.py's.
-const DefaultTable = "sessions"
-
-// DefaultCleanupBatch is the number of rows one Cleanup batch deletes
-// without WithCleanupBatch. Small enough that each delete holds its row
-// locks for milliseconds, large enough that a million expired rows take a
-// thousand batches rather than a million.
-const DefaultCleanupBatch = 1000
-
-// MaxCleanupBatch bounds WithCleanupBatch: a batch's keys are the parameters
-// of one prepared statement, which must fit in max_allowed_packet.
-const MaxCleanupBatch = 10000
-
 // statementOverhead is the room kept in max_allowed_packet for everything in
 // a write besides the data: command header, statement id, parameter types
 // and the key, times and version (under 300 bytes in practice), and for the
@@ -42,7 +29,7 @@ const deadlockRetries = 3
 // concurrent use. Create it with New or Open.
 type Store struct {
 	db      *sqlx.DB
-	owned   bool   // Open made db: Close closes it
+	ownsDB  bool   // Open made db: Close closes it
 	schema  string // "" means the handle's current database
 	table   string // unquoted, validated
 	quoted  string // `schema`.`table`, ready for SQL
@@ -56,12 +43,12 @@ type Store struct {
 
 // statements are prepared on first use, once the table exists.
 type statements struct {
-	load, create, update, touch, exists, del, expired, purge *sqlx.Stmt
-	maxData                                                  int // maxData lowered to the data column's capacity
+	load, create, update, touch, exists, del, expired, purge, loadOwned *sqlx.Stmt
+	maxData                                                             int // maxData lowered to the data column's capacity
 }
 
 func (st *statements) close() {
-	for _, s := range []*sqlx.Stmt{st.load, st.create, st.update, st.touch, st.exists, st.del, st.expired, st.purge} {
+	for _, s := range []*sqlx.Stmt{st.load, st.create, st.update, st.touch, st.exists, st.del, st.expired, st.purge, st.loadOwned} {
 		if s != nil {
 			s.Close()
 		}
@@ -70,49 +57,20 @@ func (st *statements) close() {
 
 var (
 	_ session.Store              = (*Store)(nil)
+	_ session.OwnerIndex         = (*Store)(nil)
 	_ interface{ Close() error } = (*Store)(nil)
 )
-
-// An Option configures a Store.
-type Option func(*Store) error
-
-// WithTable sets the table's name, default DefaultTable. It may be
-// qualified by a database name ("db.sessions"); otherwise the handle's
-// current database is used. Each part must be 1 to 64 characters of
-// [A-Za-z0-9_$]; the name is always quoted in SQL, never spliced raw.
-func WithTable(name string) Option {
-	return func(s *Store) error {
-		schema, table, err := parseTableName(name)
-		if err != nil {
-			return err
-		}
-		s.schema, s.table = schema, table
-		return nil
-	}
-}
-
-// WithCleanupBatch sets how many rows one Cleanup batch deletes at most,
-// from 1 to MaxCleanupBatch, default DefaultCleanupBatch. Cleanup repeats
-// batches until one comes back short, so the value bounds how long each
-// delete holds locks, not how many rows a Cleanup deletes.
-func WithCleanupBatch(n int) Option {
-	return func(s *Store) error {
-		if n < 1 || n > MaxCleanupBatch {
-			return fmt.Errorf("mysql: cleanup batch must be between 1 and %d, got %d", MaxCleanupBatch, n)
-		}
-		s.batch = n
-		return nil
-	}
-}
 
 // New returns a Store using db, a *sql.DB or a *sqlx.DB, which must come from
 // github.com/go-sql-driver/mysql (or a wrapper of it) with parseTime=true
 // and loc=UTC in its DSN. The pool stays the caller's: Close does not close
 // it.
 //
-// New runs one query to check the handle (see the package documentation)
-// and to read max_allowed_packet, and fails if the database is unreachable.
-// It does not touch the table, which need not exist yet.
+// New runs one query to check the connection and the handle (see the
+// package documentation) and to read max_allowed_packet: it fails with an
+// error reading "mysql: connect: ..." when no connection can be made (the
+// server unreachable, the login refused). It does not touch the table,
+// which need not exist yet.
 func New[DB *sql.DB | *sqlx.DB](ctx context.Context, db DB, opts ...Option) (*Store, error) {
 	var x *sqlx.DB
 	switch h := any(db).(type) {
@@ -126,30 +84,42 @@ func New[DB *sql.DB | *sqlx.DB](ctx context.Context, db DB, opts ...Option) (*St
 		}
 	}
 	if x == nil {
-		return nil, errors.New("mysql: nil database handle")
+		return nil, opError("new", errors.New("nil database handle"))
 	}
-	return newStore(ctx, x, false, opts)
+	o, err := newOptions(opts, false)
+	if err != nil {
+		return nil, err
+	}
+	return newStore(ctx, x, false, o)
 }
 
 // Open opens a pool from dsn (the go-sql-driver/mysql format, for example
 // "user:pw@tcp(127.0.0.1:3306)/app") and returns a Store that owns it:
 // Close closes the pool. Whatever dsn says, Open sets parseTime=true and
 // loc=UTC, which the store needs; other parameters (pool-wide system
-// variables, timeouts, TLS) are kept. Tune the pool with the *sql.DB
-// methods on DB().
+// variables, timeouts, TLS) are kept. The pool keeps up to DefaultMaxConns
+// connections, all of them warm, renewed after DefaultConnMaxLifetime and
+// closed when idle for DefaultConnMaxIdleTime (see those constants for the
+// reasons, and WithMaxConns, WithConnMaxLifetime and WithConnMaxIdleTime
+// to change them). Like New, Open checks the connection at once.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o, err := newOptions(opts, true)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := mysqldrv.ParseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: parse DSN: %w", err)
+		return nil, opError("open", err)
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	conn, err := mysqldrv.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
+		return nil, opError("open", err)
 	}
 	db := sql.OpenDB(conn)
-	s, err := newStore(ctx, sqlx.NewDb(db, "mysql"), true, opts)
+	o.pool.apply(db)
+	s, err := newStore(ctx, sqlx.NewDb(db, "mysql"), true, o)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -157,15 +127,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-func newStore(ctx context.Context, db *sqlx.DB, owned bool, opts []Option) (*Store, error) {
-	s := &Store{db: db, owned: owned, table: DefaultTable, batch: DefaultCleanupBatch}
-	for _, o := range opts {
-		if err := o(s); err != nil {
-			return nil, err
-		}
-	}
+func newStore(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, error) {
+	s := &Store{db: db, ownsDB: ownsDB, schema: o.schema, table: o.table, batch: o.batch}
 	s.quoted = quoteTable(s.schema, s.table)
-	packet, err := checkHandle(ctx, db)
+	packet, err := s.checkHandle(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +138,7 @@ func newStore(ctx context.Context, db *sqlx.DB, owned bool, opts []Option) (*Sto
 	// Each key of a Cleanup batch costs at most its bytes, a length and a
 	// type in the delete's packet.
 	if need := s.batch*(session.MaxKeyLen+4) + statementOverhead; need > packet {
-		return nil, fmt.Errorf("mysql: a cleanup batch of %d keys needs up to %d bytes, more than max_allowed_packet (%d): lower WithCleanupBatch", s.batch, need, packet)
+		return nil, opError("new", detailf("a cleanup batch of %d keys needs up to %d bytes, more than max_allowed_packet (%d): lower WithCleanupBatch", s.batch, need, packet))
 	}
 	return s, nil
 }
@@ -183,41 +148,43 @@ var timeProbe = time.Date(2001, time.February, 3, 4, 5, 6, 789012000, time.UTC)
 
 const timeProbeText = "2001-02-03 04:05:06.789012"
 
-// checkHandle proves that db reads DATETIME(6) into time.Time as UTC and
-// writes time.Time parameters as UTC, and returns max_allowed_packet.
-func checkHandle(ctx context.Context, db *sqlx.DB) (int, error) {
+// checkHandle proves that the store's handle can connect, reads
+// DATETIME(6) into time.Time as UTC and writes time.Time parameters as
+// UTC, and returns max_allowed_packet.
+func (s *Store) checkHandle(ctx context.Context) (int, error) {
 	var (
 		read    any
 		written string
 		packet  int64
 	)
-	err := db.QueryRowContext(ctx,
+	err := s.db.QueryRowContext(ctx,
 		"SELECT CAST('"+timeProbeText+"' AS DATETIME(6)), CAST(CAST(? AS DATETIME(6)) AS CHAR), @@max_allowed_packet",
 		timeProbe).Scan(&read, &written, &packet)
 	if err != nil {
-		return 0, fmt.Errorf("mysql: checking the database handle: %w", err)
+		return 0, s.fail(ctx, "connect", err)
 	}
 	got, ok := read.(time.Time)
 	if !ok {
-		return 0, fmt.Errorf("mysql: the database handle returns DATETIME as %T, not time.Time: "+
-			"add parseTime=true&loc=UTC to the DSN (or set mysql.Config ParseTime=true and Loc=time.UTC), or use mysql.Open", read)
+		return 0, opError("new", detailf("the database handle returns DATETIME as %T, not time.Time: "+
+			"add parseTime=true&loc=UTC to the DSN (or set mysql.Config ParseTime=true and Loc=time.UTC), or use mysql.Open", read))
 	}
 	if !got.Equal(timeProbe) {
-		return 0, fmt.Errorf("mysql: the database handle reads DATETIME %s as %s, not as UTC: "+
-			"set loc=UTC in the DSN (or mysql.Config Loc=time.UTC), or use mysql.Open", timeProbeText, got.Format(time.RFC3339Nano))
+		return 0, opError("new", detailf("the database handle reads DATETIME %s as %s, not as UTC: "+
+			"set loc=UTC in the DSN (or mysql.Config Loc=time.UTC), or use mysql.Open", timeProbeText, got.Format(time.RFC3339Nano)))
 	}
 	if written != timeProbeText {
-		return 0, fmt.Errorf("mysql: the database handle writes %s as %q, not as UTC: "+
-			"set loc=UTC in the DSN (or mysql.Config Loc=time.UTC), or use mysql.Open", timeProbe.Format(time.RFC3339Nano), written)
+		return 0, opError("new", detailf("the database handle writes %s as %q, not as UTC: "+
+			"set loc=UTC in the DSN (or mysql.Config Loc=time.UTC), or use mysql.Open", timeProbe.Format(time.RFC3339Nano), written))
 	}
 	if packet <= 2*statementOverhead {
-		return 0, fmt.Errorf("mysql: max_allowed_packet is %d bytes, too small to store sessions", packet)
+		return 0, opError("new", detailf("max_allowed_packet is %d bytes, too small to store sessions", packet))
 	}
 	return int(packet), nil
 }
 
-// DB returns the pool the store uses, for tuning (SetMaxOpenConns and the
-// like) and monitoring. Closing it is the job of whoever opened it: the
+// DB returns the pool the store uses, for monitoring (Stats) and, for a
+// pool the application passed to New, tuning (SetMaxOpenConns and the
+// like). Closing it is the job of whoever opened it: the
 // caller for New, the Store's Close for Open.
 func (s *Store) DB() *sql.DB { return s.db.DB }
 
@@ -248,8 +215,10 @@ func (s *Store) Close() error {
 	if st := s.st.Swap(nil); st != nil {
 		st.close()
 	}
-	if s.owned {
-		return s.db.Close()
+	if s.ownsDB {
+		if err := s.db.Close(); err != nil {
+			return opError("close", err)
+		}
 	}
 	return nil
 }
@@ -257,19 +226,19 @@ func (s *Store) Close() error {
 // prepared returns the statements, preparing them (and checking the table)
 // on first use. A failure is not remembered: the next call tries again, so
 // a store created before its table starts working once the table exists.
-func (s *Store) prepared(ctx context.Context) (*statements, error) {
+func (s *Store) prepared(ctx context.Context, op string) (*statements, error) {
 	if st := s.st.Load(); st != nil {
 		return st, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
-		return nil, fmt.Errorf("mysql: %w", session.ErrClosed)
+		return nil, opError(op, session.ErrClosed)
 	}
 	if st := s.st.Load(); st != nil {
 		return st, nil
 	}
-	colMax, err := s.checkTable(ctx)
+	colMax, err := s.checkTable(ctx, op)
 	if err != nil {
 		return nil, err
 	}
@@ -279,49 +248,27 @@ func (s *Store) prepared(ctx context.Context) (*statements, error) {
 		dst **sqlx.Stmt
 		sql string
 	}{
-		{&st.load, "SELECT data, atime, created, version FROM " + t + " WHERE session_id = ?"},
-		{&st.create, "INSERT INTO " + t + " (session_id, atime, data, created, version) VALUES (?, ?, ?, ?, 1)"},
-		{&st.update, "UPDATE " + t + " SET data = ?, atime = ?, version = version + 1 WHERE session_id = ? AND version = ?"},
+		{&st.load, "SELECT data, atime, created, version, owner FROM " + t + " WHERE session_id = ?"},
+		{&st.create, "INSERT INTO " + t + " (session_id, atime, data, created, version, owner) VALUES (?, ?, ?, ?, 1, ?)"},
+		{&st.update, "UPDATE " + t + " SET data = ?, atime = ?, owner = ?, version = version + 1 WHERE session_id = ? AND version = ?"},
 		{&st.touch, "UPDATE " + t + " SET atime = ? WHERE session_id = ?"},
 		{&st.exists, "SELECT 1 FROM " + t + " WHERE session_id = ?"},
 		{&st.del, "DELETE FROM " + t + " WHERE session_id = ?"},
 		// Cleanup: see there. The read is covered by the atime index.
 		{&st.expired, fmt.Sprintf("SELECT session_id, atime FROM %s WHERE atime >= ? AND atime < ? ORDER BY atime LIMIT %d", t, s.batch)},
 		{&st.purge, "DELETE FROM " + t + " WHERE atime < ? AND session_id IN (?" + strings.Repeat(", ?", s.batch-1) + ")"},
+		{&st.loadOwned, "SELECT session_id, data, atime, created, version, owner FROM " + t + " WHERE owner = ?"},
 	}
 	for _, q := range queries {
 		stmt, err := s.db.PreparexContext(ctx, q.sql)
 		if err != nil {
 			st.close()
-			return nil, wrap("prepare", err)
+			return nil, s.fail(ctx, op+": prepare", err)
 		}
 		*q.dst = stmt
 	}
 	s.st.Store(st)
 	return st, nil
-}
-
-// begin checks what every operation checks before any I/O.
-func (s *Store) begin(ctx context.Context, key string) (*statements, error) {
-	if s.closed.Load() {
-		return nil, fmt.Errorf("mysql: %w", session.ErrClosed)
-	}
-	if !session.ValidKey(key) {
-		return nil, fmt.Errorf("mysql: %w", session.ErrInvalidKey)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return s.prepared(ctx)
-}
-
-// fail wraps err from operation op, and says so if the store was closed
-// meanwhile (a statement closed under a running call).
-func (s *Store) fail(op string, err error) error {
-	if s.closed.Load() && !errors.Is(err, session.ErrClosed) {
-		return fmt.Errorf("mysql: %s: %w: %w", op, session.ErrClosed, err)
-	}
-	return wrap(op, err)
 }
 
 // row is a record as scanned by sqlx.
@@ -330,91 +277,101 @@ type row struct {
 	ATime   time.Time `db:"atime"`
 	Created time.Time `db:"created"`
 	Version uint64    `db:"version"`
+	Owner   []byte    `db:"owner"`
+}
+
+func (r row) record() session.Record {
+	if r.Data == nil { // database/sql copied the bytes; only normalise empty
+		r.Data = []byte{}
+	}
+	return session.Record{Data: r.Data, ATime: r.ATime, Created: r.Created, Version: r.Version, Owner: string(r.Owner)}
 }
 
 // Load implements session.Store.
 func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
-	st, err := s.begin(ctx, key)
+	st, err := s.begin(ctx, "load", key)
 	if err != nil {
 		return session.Record{}, err
 	}
 	var r row
 	err = retry(func() error { return st.load.QueryRowxContext(ctx, key).StructScan(&r) })
 	if errors.Is(err, sql.ErrNoRows) {
-		return session.Record{}, session.ErrNotFound
+		return session.Record{}, opError("load", session.ErrNotFound)
 	}
 	if err != nil {
-		return session.Record{}, s.fail("load", err)
+		return session.Record{}, s.fail(ctx, "load", err)
 	}
-	if r.Data == nil { // database/sql copied the bytes; only normalise empty
-		r.Data = []byte{}
-	}
-	return session.Record{Data: r.Data, ATime: r.ATime, Created: r.Created, Version: r.Version}, nil
+	return r.record(), nil
 }
 
-// Create implements session.Store.
+// Create implements session.Store with one INSERT, which stores the owner
+// too.
 func (s *Store) Create(ctx context.Context, key string, rec session.Record) error {
-	st, err := s.begin(ctx, key)
+	const op = "create"
+	st, err := s.begin(ctx, op, ownerKeys(key, rec.Owner)...)
 	if err != nil {
 		return err
 	}
-	data, err := st.checkData(rec.Data)
+	data, err := st.checkData(op, rec.Data)
 	if err != nil {
 		return err
 	}
-	atime, err := dbTime("atime", rec.ATime)
+	atime, err := dbTime(op, "atime", rec.ATime)
 	if err != nil {
 		return err
 	}
-	created, err := dbTime("created", rec.Created)
+	created, err := dbTime(op, "created", rec.Created)
 	if err != nil {
 		return err
 	}
 	err = retry(func() error {
-		_, err := st.create.ExecContext(ctx, key, atime, data, created)
+		_, err := st.create.ExecContext(ctx, key, atime, data, created, rec.Owner)
 		return err
 	})
 	if err != nil {
-		return s.fail("create", err)
+		return s.fail(ctx, op, err)
 	}
 	return nil
 }
 
-// Update implements session.Store. It is one UPDATE when the version
-// matches; only when it does not does a second query tell ErrNotFound from
-// ErrConflict. Neither path can create a row.
+// Update implements session.Store. It is one UPDATE, which replaces the
+// owner along with Data and ATime, when the version matches; only when it
+// does not does a second query tell ErrNotFound from ErrConflict. Neither
+// path can create a row.
 func (s *Store) Update(ctx context.Context, key string, rec session.Record) error {
-	st, err := s.begin(ctx, key)
+	const op = "update"
+	st, err := s.begin(ctx, op, ownerKeys(key, rec.Owner)...)
 	if err != nil {
 		return err
 	}
-	data, err := st.checkData(rec.Data)
+	data, err := st.checkData(op, rec.Data)
 	if err != nil {
 		return err
 	}
-	atime, err := dbTime("atime", rec.ATime)
+	atime, err := dbTime(op, "atime", rec.ATime)
 	if err != nil {
 		return err
 	}
 	// The version always changes, so the server's "changed rows" (the
-	// default) and "found rows" (clientFoundRows) are the same here.
-	n, err := execRows(ctx, st.update, data, atime, key, rec.Version)
+	// default) and "found rows" (clientFoundRows) are the same here, even
+	// for an Update that keeps Data, ATime and the owner.
+	n, err := execRows(ctx, st.update, data, atime, rec.Owner, key, rec.Version)
 	if err != nil {
-		return s.fail("update", err)
+		return s.fail(ctx, op, err)
 	}
 	if n == 1 {
 		return nil
 	}
 	switch ok, err := rowExists(ctx, st, key); {
 	case err != nil:
-		return s.fail("update", err)
+		return s.fail(ctx, op, err)
 	case !ok:
-		return session.ErrNotFound
+		return opError(op, session.ErrNotFound)
 	}
 	// Whatever the version is now (even rec.Version again, if the row was
 	// deleted and re-created meanwhile), the row was not the one the caller
 	// read.
-	return session.ErrConflict
+	return opError(op, session.ErrConflict, detailf("stored version is not %d", rec.Version))
 }
 
 // rowExists tells whether key has a row: the second query that only the
@@ -443,19 +400,21 @@ func execRows(ctx context.Context, stmt *sqlx.Stmt, args ...any) (int64, error) 
 	return n, err
 }
 
-// Touch implements session.Store.
+// Touch implements session.Store with one UPDATE of atime, which keeps
+// the owner.
 func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
-	st, err := s.begin(ctx, key)
+	const op = "touch"
+	st, err := s.begin(ctx, op, key)
 	if err != nil {
 		return err
 	}
-	at, err := dbTime("atime", atime)
+	at, err := dbTime(op, "atime", atime)
 	if err != nil {
 		return err
 	}
 	n, err := execRows(ctx, st.touch, at, key)
 	if err != nil {
-		return s.fail("touch", err)
+		return s.fail(ctx, op, err)
 	}
 	if n == 1 {
 		return nil
@@ -464,16 +423,16 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	// already had this atime.
 	switch ok, err := rowExists(ctx, st, key); {
 	case err != nil:
-		return s.fail("touch", err)
+		return s.fail(ctx, op, err)
 	case !ok:
-		return session.ErrNotFound
+		return opError(op, session.ErrNotFound)
 	}
 	return nil
 }
 
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	st, err := s.begin(ctx, key)
+	st, err := s.begin(ctx, "delete", key)
 	if err != nil {
 		return err
 	}
@@ -482,120 +441,17 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	})
 	if err != nil {
-		return s.fail("delete", err)
+		return s.fail(ctx, "delete", err)
 	}
 	return nil
 }
 
-// Cleanup implements session.Store. It works in batches of at most the
-// cleanup batch size, until a batch comes back short; ctx is checked between
-// batches, and the count deleted so far is returned with any error.
-//
-// A batch is two statements: a plain (non-locking) read of up to n expired
-// keys in atime order, through the atime index (from where the previous
-// batch ended), then
-// DELETE ... WHERE atime < ? AND session_id IN (those keys). The delete
-// finds its rows by primary key and re-checks atime under the row lock, so
-// a session that a request touched meanwhile is kept. Every statement of
-// the store thus locks a row's primary key before its atime index entry:
-// no lock-order inversion, so no deadlock with requests or with another
-// server's Cleanup (a single DELETE ... ORDER BY atime LIMIT n walks the
-// atime index first, and the server then kills requests moving an atime as
-// deadlock victims). Two servers cleaning at once may read the same keys;
-// their deletes queue behind each other for milliseconds, and each row is
-// deleted, and counted, once. A Cleanup with nothing to delete is one
-// read, taking no locks.
-//
-// The cutoff is truncated to the microsecond, as stored times are, so a
-// record is never deleted early. A cutoff after 9999-12-31 23:59:59.999999
-// (DATETIME's end) is treated as that instant.
-func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
-	if s.closed.Load() {
-		return 0, fmt.Errorf("mysql: %w", session.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	c := cutoff.UTC().Truncate(time.Microsecond)
-	if c.Before(minTime) {
-		return 0, nil // no storable time is before it
-	}
-	if c.After(maxTime) {
-		c = maxTime
-	}
-	st, err := s.prepared(ctx)
-	if err != nil {
-		return 0, err
-	}
-	total := 0
-	args := make([]any, 1+s.batch) // cutoff, then the keys
-	args[0] = c
-	// Each read starts at the last atime the previous one saw, rather than
-	// walking again over the index entries of rows just deleted, which
-	// InnoDB keeps (marked) until its purge catches up.
-	from := minTime
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		keys, last, err := st.expiredKeys(ctx, from, c, s.batch)
-		if err != nil {
-			return total, s.fail("cleanup", err)
-		}
-		if len(keys) == 0 {
-			return total, nil
-		}
-		for i := range s.batch {
-			// A short batch repeats its last key: the IN list has a fixed
-			// length, so one prepared statement serves every batch.
-			args[1+i] = keys[min(i, len(keys)-1)]
-		}
-		var n int64
-		err = retry(func() error {
-			res, err := st.purge.ExecContext(ctx, args...)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		total += int(n)
-		if err != nil {
-			return total, s.fail("cleanup", err)
-		}
-		if len(keys) < s.batch {
-			return total, nil
-		}
-		from = last
-	}
-}
-
-// expiredKeys reads up to n keys whose atime is in [from, cutoff), oldest
-// first, without locking anything, and returns the atime of the last.
-func (st *statements) expiredKeys(ctx context.Context, from, cutoff time.Time, n int) ([][]byte, time.Time, error) {
-	rows, err := st.expired.QueryContext(ctx, from, cutoff)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	defer rows.Close()
-	keys := make([][]byte, 0, n)
-	var last time.Time
-	for rows.Next() {
-		var k []byte
-		if err := rows.Scan(&k, &last); err != nil {
-			return nil, time.Time{}, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, last, rows.Err()
-}
-
 // checkData refuses data that cannot be stored whole, before any I/O, and
 // turns nil into empty (nil would be sent as NULL).
-func (st *statements) checkData(data []byte) ([]byte, error) {
+func (st *statements) checkData(op string, data []byte) ([]byte, error) {
 	if len(data) > st.maxData {
-		return nil, fmt.Errorf("mysql: %d bytes of session data, more than the %d this store can hold "+
-			"(max_allowed_packet and the data column's size): %w", len(data), st.maxData, session.ErrTooLarge)
+		return nil, opError(op, session.ErrTooLarge, detailf("%d bytes of session data, more than the %d this store can hold "+
+			"(max_allowed_packet and the data column's size)", len(data), st.maxData))
 	}
 	if data == nil {
 		return []byte{}, nil
@@ -613,10 +469,10 @@ var (
 // dbTime converts t to what the DATETIME(6) columns hold: UTC, truncated to
 // the microsecond (the server rounds extra digits, which could move a time
 // into the future).
-func dbTime(what string, t time.Time) (time.Time, error) {
+func dbTime(op, what string, t time.Time) (time.Time, error) {
 	u := t.UTC().Truncate(time.Microsecond)
 	if u.Before(minTime) || u.After(maxTime) {
-		return time.Time{}, fmt.Errorf("mysql: %s %s is outside DATETIME's range (years 1000 to 9999)", what, t.Format(time.RFC3339Nano))
+		return time.Time{}, opError(op, detailf("%s %s is outside DATETIME's range (years 1000 to 9999)", what, t.Format(time.RFC3339Nano)))
 	}
 	return u, nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -87,8 +88,8 @@ func TestNewRefusesHandlesThatCorruptTimes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		if _, err := New(ctx, db); err == nil {
-			t.Fatal("New on an unreachable server succeeded")
+		if _, err := New(ctx, db); err == nil || !strings.HasPrefix(err.Error(), "mysql: connect: ") {
+			t.Fatalf("New on an unreachable server: %v, want a connect error", err)
 		}
 	})
 }
@@ -174,9 +175,12 @@ func TestNewSqlxAndCloseKeepsCallersPool(t *testing.T) {
 func TestTableNames(t *testing.T) {
 	ctx := testCtx(t)
 	db := openPool(t, nil)
-	for _, name := range []string{"", "a`b", "a b", "x;DROP TABLE y", "t--", "a.b.c", ".t", "t.", "café", strings.Repeat("t", 65)} {
-		if _, err := New(ctx, db, WithTable(name)); err == nil {
-			t.Errorf("WithTable(%q) accepted", name)
+	for _, name := range []string{"", "a`b", "a b", "x;DROP TABLE y", "t--", "a.b", ".t", "t.", "café", strings.Repeat("t", 65)} {
+		if _, err := New(ctx, db, WithTable(name)); err == nil || !strings.HasPrefix(err.Error(), "mysql: new: invalid table name") {
+			t.Errorf("WithTable(%q): %v", name, err)
+		}
+		if _, err := New(ctx, db, WithSchema(name)); err == nil {
+			t.Errorf("WithSchema(%q) accepted", name)
 		}
 	}
 	for _, n := range []int{0, -1, MaxCleanupBatch + 1} {
@@ -184,13 +188,17 @@ func TestTableNames(t *testing.T) {
 			t.Errorf("WithCleanupBatch(%d) accepted", n)
 		}
 	}
-	// A qualified name reaches the named database, whatever the current one.
+	// WithSchema reaches the named database, whatever the current one.
 	var dbName string
 	if err := db.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil || dbName == "" {
 		t.Fatalf("no current database (%v); the test DSN must name one", err)
 	}
 	freshTable(t, db, "ws_qualified$1")
-	s := storeOn(t, openPool(t, func(c *mysqldrv.Config) { c.DBName = "" }), dbName+".ws_qualified$1")
+	s, err := New(ctx, openPool(t, func(c *mysqldrv.Config) { c.DBName = "" }), WithSchema(dbName), WithTable("ws_qualified$1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	if got, want := s.Table(), "`"+dbName+"`.`ws_qualified$1`"; got != want {
 		t.Fatalf("Table() = %s, want %s", got, want)
 	}
@@ -201,6 +209,80 @@ func TestTableNames(t *testing.T) {
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM `ws_qualified$1`").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("rows in ws_qualified$1: %d, %v", n, err)
+	}
+}
+
+func TestPoolOptions(t *testing.T) {
+	ctx := testCtx(t)
+	db := openPool(t, nil)
+	for _, o := range []Option{WithMaxConns(0), WithConnMaxLifetime(-time.Second), WithConnMaxIdleTime(-time.Second), nil} {
+		if _, err := Open(ctx, testDSN(), o); err == nil {
+			t.Errorf("Open accepted an invalid pool option")
+		}
+	}
+	// The pool options belong to the pool Open makes: New refuses them
+	// rather than leave the application's pool as it is unsaid.
+	for name, o := range map[string]Option{"WithMaxConns": WithMaxConns(4), "WithConnMaxLifetime": WithConnMaxLifetime(time.Minute), "WithConnMaxIdleTime": WithConnMaxIdleTime(time.Minute)} {
+		if _, err := New(ctx, db, o); err == nil || !strings.Contains(err.Error(), name+" applies to the pool Open makes") {
+			t.Errorf("New with %s: %v", name, err)
+		}
+	}
+	s, err := Open(ctx, testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.DB().Stats().MaxOpenConnections; got != DefaultMaxConns {
+		t.Errorf("Open's pool holds up to %d connections, want DefaultMaxConns (%d)", got, DefaultMaxConns)
+	}
+	s2, err := Open(ctx, testDSN(), WithMaxConns(3), WithConnMaxLifetime(time.Minute), WithConnMaxIdleTime(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := s2.DB().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("WithMaxConns(3): pool holds up to %d", got)
+	}
+}
+
+// TestConnectErrors: New and Open fail at once, with an error that reads
+// "mysql: connect: ..." and wraps the cause, when no connection can be
+// made.
+func TestConnectErrors(t *testing.T) {
+	ctx := testCtx(t)
+	unreachable := testConfig(t)
+	unreachable.Addr = "127.0.0.1:1"
+	unreachable.Timeout = 5 * time.Second
+	refused := testConfig(t)
+	refused.User = "wsr_nobody_" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	for _, tc := range []struct {
+		name  string
+		cfg   *mysqldrv.Config
+		check func(error) bool
+	}{
+		{"unreachable", unreachable, func(err error) bool { var oe *net.OpError; return errors.As(err, &oe) }},
+		{"login refused", refused, func(err error) bool {
+			var me *mysqldrv.MySQLError
+			return errors.As(err, &me) && string(me.SQLState[:]) == "28000" // 1045, or MariaDB's 1698
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(ctx, tc.cfg.FormatDSN())
+			if err == nil || !strings.HasPrefix(err.Error(), "mysql: connect: ") || !tc.check(err) {
+				t.Errorf("Open: %v, want a \"mysql: connect: \" error wrapping the cause", err)
+			}
+			conn, err := mysqldrv.NewConnector(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(conn)
+			defer db.Close()
+			_, err = New(ctx, db)
+			if err == nil || !strings.HasPrefix(err.Error(), "mysql: connect: ") || !tc.check(err) {
+				t.Errorf("New: %v, want a \"mysql: connect: \" error wrapping the cause", err)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
 	}
 }
 
@@ -475,7 +557,7 @@ func TestTooLarge(t *testing.T) {
 
 		// If the limit were lowered after construction, the server's own
 		// refusal must be just as clear. Lift the store's check to see it.
-		st, err := s.prepared(ctx)
+		st, err := s.prepared(ctx, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -868,6 +950,21 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return nil
 	})
+	// Binding an owner costs no round trip: it rides in Create's and
+	// Update's one statement.
+	owned := rec("x", at)
+	owned.Owner = "owner1"
+	measure("Create with an owner", 1, func() error { return s.Create(ctx, "ko", owned) })
+	measure("Update to another owner", 1, func() error {
+		return s.Update(ctx, "ko", session.Record{Data: []byte("y"), ATime: at, Version: 1, Owner: "owner2"})
+	})
+	measure("LoadOwned", 1, func() error {
+		recs, err := s.LoadOwned(ctx, "owner2")
+		if err == nil && len(recs) != 1 {
+			err = fmt.Errorf("%d records, want 1", len(recs))
+		}
+		return err
+	})
 	measure("Delete", 1, func() error { return s.Delete(ctx, "k") })
 	measure("Cleanup (nothing to do)", 1, func() error { _, err := s.Cleanup(ctx, at); return err })
 	big := bytes.Repeat([]byte{1}, s.MaxDataSize())
@@ -938,5 +1035,76 @@ func TestHandleSettings(t *testing.T) {
 				t.Fatalf("Cleanup = %d, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestMoreClientsThanConnections: more concurrent requests than the pool
+// Open makes may hold wait for a connection instead of opening more. The
+// store logs in as a user of its own whose MAX_USER_CONNECTIONS is the
+// pool's size, so one connection too many would fail with error 1226. All
+// requests are held on a row lock until every connection is busy and every
+// other request waits in the pool; then all of them must succeed.
+func TestMoreClientsThanConnections(t *testing.T) {
+	const conns, clients = 4, 48
+	ctx := testCtx(t)
+	owner := newTestStore(t, "ws_clients", nil)
+	mustCreate(t, owner, "k", rec("v", t0))
+	admin := openPool(t, nil)
+	cfg := testConfig(t)
+	user := fmt.Sprintf("wsr_%d", time.Now().UnixNano()%1e12)
+	if _, err := admin.ExecContext(ctx, "CREATE USER '"+user+"'@'%' WITH MAX_USER_CONNECTIONS "+fmt.Sprint(conns)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP USER '" + user + "'@'%'") })
+	if _, err := admin.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON `"+cfg.DBName+"`.* TO '"+user+"'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Passwd = user, ""
+	s, err := Open(ctx, cfg.FormatDSN(), WithTable("ws_clients"), WithMaxConns(conns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustLoad(t, s, "k") // prepares the statements
+
+	tx, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT * FROM ws_clients WHERE session_id = 'k' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() { errs <- s.Touch(ctx, "k", t0.Add(time.Duration(i+1)*time.Microsecond)) }()
+	}
+	// Wait until every connection is blocked on the lock and every other
+	// client waits for a connection.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var blocked int
+		if err := admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE 'UPDATE%'", user).Scan(&blocked); err != nil {
+			t.Fatal(err)
+		}
+		waiting := s.DB().Stats().WaitCount
+		if blocked == conns && waiting >= clients-conns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections blocked, %d clients waited for a connection; want %d and %d", blocked, waiting, conns, clients-conns)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's and the pool's state
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Errorf("a client beyond the pool's size failed: %v", err)
+		}
+	}
+	if st := s.DB().Stats(); st.MaxOpenConnections != conns || st.OpenConnections > conns {
+		t.Errorf("pool stats %+v", st)
 	}
 }

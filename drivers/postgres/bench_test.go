@@ -2,14 +2,19 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	session "github.com/websession/websession/core"
 )
 
@@ -209,4 +214,215 @@ FROM generate_series(1, $2::int) AS g`, t0.Add(-time.Hour), expired); err != nil
 	}
 	report(during, "read")
 	report(idle, "idle-read")
+}
+
+// BenchmarkPool runs a counter-like request mix (Load, then Update of the
+// version just read; the session of each client its own) from many
+// clients at once, over a pool with database/sql's defaults (2 idle
+// connections, no limit on open ones) and over the pool Open makes. It
+// reports the requests' p99 latency and how often a connection was closed
+// for lack of idle room (and so reopened by a later request). Each client
+// either sends its next request at once (think=0) or after 1ms, the rest
+// of a real request (handler, network): then the number of requests in
+// flight varies, and a pool that keeps only 2 idle connections closes
+// and reopens connections all the time. Run it with -benchtime of a few
+// seconds: ns/op is the wall time per request of all clients together
+// (req/s reports its inverse).
+func BenchmarkPool(b *testing.B) {
+	const clients = 50
+	dsn := testDSN(b)
+	schema := newSchema(b)
+	for _, tc := range []struct {
+		name string
+		open func(ctx context.Context) *Store
+	}{
+		{"database-sql-defaults", func(ctx context.Context) *Store {
+			db, err := sql.Open("postgres", dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := New(ctx, db, WithSchema(schema))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.ownsDB = true // closed with the store, so that no sub-benchmark's connections outlive it
+			return s
+		}},
+		{"Open-defaults", func(ctx context.Context) *Store {
+			s, err := Open(ctx, dsn, WithSchema(schema))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+		{"Open-WithMaxConns(32)", func(ctx context.Context) *Store {
+			s, err := Open(ctx, dsn, WithSchema(schema), WithMaxConns(32))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+	} {
+		for _, think := range []time.Duration{0, time.Millisecond} {
+			b.Run(fmt.Sprintf("%s/think=%v", tc.name, think), func(b *testing.B) {
+				ctx := context.Background()
+				s := tc.open(ctx)
+				defer s.Close()
+				if err := s.CreateTable(ctx); err != nil {
+					b.Fatal(err)
+				}
+				benchPool(b, s, clients, think)
+			})
+		}
+	}
+}
+
+// benchPool runs the counter mix over s from clients goroutines.
+func benchPool(b *testing.B, s *Store, clients int, think time.Duration) {
+	ctx := context.Background()
+	prefix := randHex(4)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	data := []byte(`{"count":1}`)
+	before := s.DB().Stats()
+	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		key := fmt.Sprintf("pool%s_%d", prefix, next.Add(1))
+		if err := s.Create(ctx, key, session.Record{Data: data, ATime: t0, Created: t0}); err != nil {
+			b.Error(err)
+			return
+		}
+		var mine []time.Duration
+		for pb.Next() {
+			t := time.Now()
+			r, err := s.Load(ctx, key)
+			if err == nil {
+				err = s.Update(ctx, key, session.Record{Data: data, ATime: t0, Version: r.Version})
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(t))
+			if think > 0 {
+				time.Sleep(think) // the rest of the request: the handler, the network
+			}
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	after := s.DB().Stats()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(after.MaxIdleClosed-before.MaxIdleClosed)/float64(len(lat)), "reconnects/op")
+	b.ReportMetric(float64(after.MaxOpenConnections), "max-conns")
+}
+
+// BenchmarkOwner lists (LoadOwned) and ends (LoadOwned, then Delete of
+// each) the sessions of one owner, who has 10, in tables of 10,000 and of
+// 1,000,000 sessions whose other owners number up to 100,000. The time per
+// operation must not grow with the table: LoadOwned reads the owner index.
+// The table is filled by one INSERT ... SELECT generate_series per size;
+// ending an owner's sessions puts them back, untimed, before the next
+// iteration, so the table keeps its size. pages/op counts the buffer pages one LoadOwned touches:
+// the work, which the machine's load does not blur.
+func BenchmarkOwner(b *testing.B) {
+	const perOwner, owners, targets = 10, 100_000, 100
+	dsn := testDSN(b)
+	// Both tables are filled before anything is timed, so that neither
+	// size is measured while the server still writes out the other fill.
+	ctx := context.Background()
+	stores := map[int]*Store{}
+	sizes := []int{10_000, 1_000_000}
+	for _, total := range sizes {
+		s := newStore(b, openDB(b, dsn), WithSchema(newSchema(b)))
+		// The owners measured: target0..target99, 10 sessions each; the
+		// rest of the table: sessions of o0..o99999 (and some anonymous).
+		fill := func(query string, args ...any) {
+			if _, err := admin(b).ExecContext(ctx, query, args...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		insert := `INSERT INTO ` + s.Table() + ` (session_id, data, atime, created, version, owner) `
+		fill(insert+`SELECT 'f' || g, '\x00'::bytea, $1, $1, 1, CASE WHEN g % 7 = 0 THEN '' ELSE 'o' || (g % $3) END
+FROM generate_series(1, $2::int) AS g`, t0, total-targets*perOwner, owners)
+		fill(insert+`SELECT 't' || g, '\x00'::bytea, $1, $1, 1, 'target' || (g % $2) FROM generate_series(1, $3::int) AS g`, t0, targets, targets*perOwner)
+		fill(`VACUUM ANALYZE ` + s.Table())
+		if n := count(b, s); n != total {
+			b.Fatalf("table holds %d sessions, want %d", n, total)
+		}
+		stores[total] = s
+	}
+	for _, total := range sizes {
+		s := stores[total]
+		b.Run(fmt.Sprintf("LoadOwned/sessions=%d", total), func(b *testing.B) {
+			for i := range b.N {
+				recs, err := s.LoadOwned(ctx, fmt.Sprint("target", i%targets))
+				if err != nil || len(recs) != perOwner {
+					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(ownedPages(b, s, "target1")), "pages/op")
+		})
+		b.Run(fmt.Sprintf("EndAll/sessions=%d", total), func(b *testing.B) {
+			for i := range b.N {
+				owner := fmt.Sprint("target", i%targets)
+				recs, err := s.LoadOwned(ctx, owner)
+				if err != nil || len(recs) != perOwner {
+					b.Fatalf("LoadOwned = %d records, %v", len(recs), err)
+				}
+				for _, r := range recs {
+					if err := s.Delete(ctx, r.Key); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				for _, r := range recs {
+					if err := s.Create(ctx, r.Key, r.Record); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// ownedPages returns how many buffer pages PostgreSQL touches to run
+// LoadOwned's statement for owner (EXPLAIN ANALYZE with BUFFERS, in a
+// generic plan as the prepared statement has): a measure of its cost that
+// the machine's load does not blur.
+func ownedPages(tb testing.TB, s *Store, owner string) int {
+	tb.Helper()
+	ctx := context.Background()
+	tx := admin(tb).MustBeginTx(ctx, nil)
+	defer func() { _ = tx.Rollback() }()
+	tx.MustExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`)
+	tx.MustExecContext(ctx, `PREPARE ws_owned_pages(text) AS `+loadOwnedQuery(s.Table()))
+	defer tx.MustExecContext(ctx, `DEALLOCATE ws_owned_pages`) // a prepared statement outlives the transaction
+	var plan []byte
+	if err := tx.GetContext(ctx, &plan, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE ws_owned_pages(`+pq.QuoteLiteral(owner)+`)`); err != nil {
+		tb.Fatal(err)
+	}
+	var out []struct {
+		Plan struct {
+			Hit  int `json:"Shared Hit Blocks"`
+			Read int `json:"Shared Read Blocks"`
+		} `json:"Plan"`
+	}
+	if err := json.Unmarshal(plan, &out); err != nil || len(out) != 1 {
+		tb.Fatalf("EXPLAIN output %s: %v", plan, err)
+	}
+	return out[0].Plan.Hit + out[0].Plan.Read
 }

@@ -3,28 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	session "github.com/websession/websession/core"
 )
-
-// withUser makes dsn log in as user (no password: the test server trusts
-// loopback).
-func withUser(dsn, user string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			panic(err)
-		}
-		u.User = url.User(user)
-		return u.String()
-	}
-	return dsn + " user=" + user
-}
 
 func backendPID(t *testing.T, db *sqlx.DB) int {
 	t.Helper()
@@ -77,7 +61,7 @@ func TestDroppedConnection(t *testing.T) {
 
 	db := openDB(t, withUser(dsn, role))
 	db.SetMaxOpenConns(1) // one connection: the one the test kills
-	s, err := New(db, WithSchema(schema))
+	s, err := New(ctx, db, WithSchema(schema))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -24,6 +25,17 @@ const (
 	defaultDSN = "postgres://root@127.0.0.1:5432/test?sslmode=disable"
 )
 
+// TestMain leaves the examples out when the server is unreachable outside
+// CI: examples cannot skip themselves, and they need a server.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if err := reachable(); err != nil && os.Getenv("CI") != "true" {
+		fmt.Fprintf(os.Stderr, "SKIPPING the examples: PostgreSQL unreachable at %q: %v (set %s)\n", dsnUsed, err, dsnEnv)
+		_ = flag.Set("test.skip", "^Example")
+	}
+	os.Exit(m.Run())
+}
+
 var (
 	reachOnce sync.Once
 	reachErr  error
@@ -35,6 +47,18 @@ var (
 // unreachable server skips (loudly) outside CI and fails under CI=true.
 func testDSN(tb testing.TB) string {
 	tb.Helper()
+	if err := reachable(); err != nil {
+		msg := fmt.Sprintf("PostgreSQL not reachable at %q (%v); set %s to a DSN of a server where the tests may create schemas and tables", dsnUsed, err, dsnEnv)
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(msg)
+		}
+		tb.Skip("SKIPPING PostgreSQL tests: " + msg)
+	}
+	return dsnUsed
+}
+
+// reachable checks once per process that the test server answers.
+func reachable() error {
 	reachOnce.Do(func() {
 		dsnUsed = os.Getenv(dsnEnv)
 		if dsnUsed == "" {
@@ -50,14 +74,7 @@ func testDSN(tb testing.TB) string {
 		defer cancel()
 		reachErr = db.PingContext(ctx)
 	})
-	if reachErr != nil {
-		msg := fmt.Sprintf("PostgreSQL not reachable at %q (%v); set %s to a DSN of a server where the tests may create schemas and tables", dsnUsed, reachErr, dsnEnv)
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip("SKIPPING PostgreSQL tests: " + msg)
-	}
-	return dsnUsed
+	return reachErr
 }
 
 // openDB opens a new pool (a new "server") on dsn, closed when tb ends.
@@ -68,6 +85,19 @@ func openDB(tb testing.TB, dsn string) *sqlx.DB {
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		tb.Fatalf("open %q: %v", dsn, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// openPgx is openDB with pgx's database/sql driver instead of lib/pq.
+func openPgx(tb testing.TB, dsn string) *sqlx.DB {
+	tb.Helper()
+	db, err := sqlx.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatalf("open %q with pgx: %v", dsn, err)
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
@@ -124,17 +154,44 @@ func newSchema(tb testing.TB) string {
 // ends (before the schema is dropped: cleanups run last-in first-out).
 func newStore(tb testing.TB, db *sqlx.DB, opts ...Option) *Store {
 	tb.Helper()
-	s, err := New(db, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := New(ctx, db, opts...)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
 	tb.Cleanup(func() { _ = s.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	if err := s.CreateTable(ctx); err != nil {
 		tb.Fatalf("CreateTable: %v", err)
 	}
 	return s
+}
+
+// withDatabase makes dsn connect to database name.
+func withDatabase(dsn, name string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			panic(err)
+		}
+		u.Path = "/" + name
+		return u.String()
+	}
+	return dsn + " dbname=" + name
+}
+
+// withUser makes dsn log in as user (no password: the test server trusts
+// loopback).
+func withUser(dsn, user string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			panic(err)
+		}
+		u.User = url.User(user)
+		return u.String()
+	}
+	return dsn + " user=" + user
 }
 
 // withParam adds a connection parameter to a DSN in either of lib/pq's
@@ -157,26 +214,4 @@ func ctxT(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	tb.Cleanup(cancel)
 	return ctx
-}
-
-// clock is a session.Clock that moves only when told to. (The conformance
-// module exports one too; the tests outside the suite keep to this one so
-// they build without it.)
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{now: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/websession/websession/conformance"
 	session "github.com/websession/websession/core"
 )
 
@@ -145,6 +146,35 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 
+	// Binding an owner costs no round trip: it rides in Create's and
+	// Update's one statement. LoadOwned is one more (after its prepare).
+	owned := rec("v", t0)
+	owned.Owner = "owner1"
+	if _, err := s.LoadOwned(ctx, "owner1"); err != nil { // prepares it
+		t.Fatal(err)
+	}
+	for _, op := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"Create with an owner", func() error { return s.Create(ctx, "ko", owned) }},
+		{"Update to another owner", func() error {
+			return s.Update(ctx, "ko", session.Record{Data: []byte("w"), ATime: t0, Version: 1, Owner: "owner2"})
+		}},
+		{"LoadOwned", func() error {
+			recs, err := s.LoadOwned(ctx, "owner2")
+			if err == nil && len(recs) != 1 {
+				err = fmt.Errorf("%d records, want 1", len(recs))
+			}
+			return err
+		}},
+	} {
+		var err error
+		if n := d.count(func() { err = op.fn() }); err != nil || n != 1 {
+			t.Errorf("%s: %d round trips (%v), want 1", op.name, n, err)
+		}
+	}
+
 	// Cleanup of n rows with batch b: ceil((n+1)/b) statements, one round trip each.
 	sb := newStore(t, db, WithSchema(s.schema), WithTable("batched"), WithCleanupBatch(10))
 	for i := range 25 {
@@ -176,9 +206,9 @@ func TestRoundTrips(t *testing.T) {
 // request with the session cookie of the earlier ones (keep) or without
 // one (a new visitor). The handlers: /count increments a counter in the
 // session, /read reads it, /static ignores the session.
-func requestClient(tb testing.TB, s *Store) (get func(path string, keep bool), clk *clock) {
+func requestClient(tb testing.TB, s *Store) (get func(path string, keep bool), clk *conformance.FakeClock) {
 	tb.Helper()
-	clk = newClock(t0)
+	clk = conformance.NewFakeClock()
 	m, err := session.New(s, session.WithClock(clk.Now), session.WithCleanupInterval(0))
 	if err != nil {
 		tb.Fatal(err)

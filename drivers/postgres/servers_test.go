@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/websession/websession/conformance"
 	session "github.com/websession/websession/core"
 )
 
@@ -148,7 +149,7 @@ func request(t *testing.T, base, path string, params url.Values, cookie *http.Co
 func TestTwoServersShareSessions(t *testing.T) {
 	dsn := testDSN(t)
 	schema := newSchema(t)
-	clk := newClock(t0)
+	clk := conformance.NewFakeClock()
 	bar := &barrier{}
 	a := startServer(t, dsn, schema, clk, bar)
 	b := startServer(t, dsn, schema, clk, bar)

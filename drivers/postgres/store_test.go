@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -42,72 +43,134 @@ func mustLoad(t *testing.T, s *Store, key string) session.Record {
 }
 
 func TestOptions(t *testing.T) {
-	db, err := sql.Open("postgres", "postgres://nobody@127.0.0.1:1/none?sslmode=disable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ctx := ctxT(t)
+	db := openDB(t, testDSN(t)).DB
 
 	for _, name := range []string{"", "1abc", "a-b", "a b", `a"b`, "a;drop table x", "sessions.x", "é", strings.Repeat("a", maxTableLen+1)} {
-		if _, err := New(db, WithTable(name)); err == nil {
-			t.Errorf("WithTable(%q) accepted", name)
+		if _, err := New(ctx, db, WithTable(name)); err == nil || !strings.HasPrefix(err.Error(), "postgres: new: invalid table name") {
+			t.Errorf("WithTable(%q): %v", name, err)
 		}
 	}
 	for _, name := range []string{"", "9s", "s-x", `s"`, strings.Repeat("s", 64)} {
-		if _, err := New(db, WithSchema(name)); err == nil {
+		if _, err := New(ctx, db, WithSchema(name)); err == nil {
 			t.Errorf("WithSchema(%q) accepted", name)
 		}
 	}
 	for _, n := range []int{-1, 0, MaxCleanupBatch + 1} {
-		if _, err := New(db, WithCleanupBatch(n)); err == nil {
+		if _, err := New(ctx, db, WithCleanupBatch(n)); err == nil {
 			t.Errorf("WithCleanupBatch(%d) accepted", n)
 		}
 	}
-	if _, err := New((*sql.DB)(nil)); err == nil {
+	for _, o := range []Option{WithMaxConns(0), WithConnMaxLifetime(-time.Second), WithConnMaxIdleTime(-time.Second), nil} {
+		if _, err := Open(ctx, testDSN(t), o); err == nil {
+			t.Errorf("Open accepted an invalid pool option")
+		}
+	}
+	// The pool options belong to the pool Open makes: New refuses them
+	// rather than leave the application's pool as it is unsaid.
+	for name, o := range map[string]Option{"WithMaxConns": WithMaxConns(4), "WithConnMaxLifetime": WithConnMaxLifetime(time.Minute), "WithConnMaxIdleTime": WithConnMaxIdleTime(time.Minute)} {
+		if _, err := New(ctx, db, o); err == nil || !strings.Contains(err.Error(), name+" applies to the pool Open makes") {
+			t.Errorf("New with %s: %v", name, err)
+		}
+	}
+	if _, err := New(ctx, (*sql.DB)(nil)); err == nil {
 		t.Error("New(nil *sql.DB) accepted")
 	}
-	if _, err := New((*sqlx.DB)(nil)); err == nil {
+	if _, err := New(ctx, (*sqlx.DB)(nil)); err == nil {
 		t.Error("New(nil *sqlx.DB) accepted")
 	}
+	if _, err := New(ctx, &sqlx.DB{}); err == nil {
+		t.Error("New(&sqlx.DB{}) accepted")
+	}
 
-	s, err := New(db, WithSchema("App"), WithTable(strings.Repeat("T", maxTableLen)))
+	s, err := New(ctx, db, WithSchema("App"), WithTable(strings.Repeat("T", maxTableLen)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := `"App"."` + strings.Repeat("T", maxTableLen) + `"`; s.Table() != want {
 		t.Errorf("Table() = %s, want %s", s.Table(), want)
 	}
-	s, err = New(sqlx.NewDb(db, "postgres"))
+	s, err = New(ctx, sqlx.NewDb(db, "postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Table() != `"sessions"` {
-		t.Errorf("default Table() = %s", s.Table())
+	if s.Table() != `"sessions"` || s.batch != DefaultCleanupBatch || s.MaxDataSize() != 256<<20 || s.DB() != db {
+		t.Errorf("defaults: Table() = %s, batch %d, MaxDataSize() = %d, DB() is the pool: %v", s.Table(), s.batch, s.MaxDataSize(), s.DB() == db)
 	}
-	if s.batch != DefaultCleanupBatch {
-		t.Errorf("default batch = %d", s.batch)
+	if _, err := Open(ctx, "postgres://%zz"); err == nil || !strings.HasPrefix(err.Error(), "postgres: open: ") {
+		t.Errorf("Open with a malformed DSN: %v", err)
 	}
+}
 
-	// New does no I/O: a store over an unreachable server is built fine and
-	// fails on use, with the driver's cause.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := s.Load(ctx, "k"); err == nil {
-		t.Error("Load against a closed port succeeded")
+// TestConnectErrors: New and Open fail at once, with an error that reads
+// "postgres: connect: ..." and wraps the cause, when no connection can be
+// made; so does an operation whose connection cannot be replaced.
+func TestConnectErrors(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := ctxT(t)
+	role := "wsr_" + randHex(6)
+	a := admin(t)
+	a.MustExec(`CREATE ROLE ` + pq.QuoteIdentifier(role) + ` NOLOGIN`)
+	t.Cleanup(func() { a.MustExec(`DROP ROLE ` + pq.QuoteIdentifier(role)) })
+
+	for _, tc := range []struct {
+		name, dsn string
+		check     func(error) bool
+	}{
+		{"unreachable", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5", func(err error) bool {
+			var oe *net.OpError
+			return errors.As(err, &oe)
+		}},
+		{"login refused", withUser(dsn, role), func(err error) bool { return sqlState(err) == "28000" }},
+		{"no such database", withDatabase(dsn, "wst_none_"+randHex(4)), func(err error) bool { return sqlState(err) == "3D000" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(ctx, tc.dsn)
+			if err == nil || !strings.HasPrefix(err.Error(), "postgres: connect: ") || !tc.check(err) {
+				t.Errorf("Open: %v, want a \"postgres: connect: \" error wrapping the cause", err)
+			}
+			db, err := sql.Open("postgres", tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			_, err = New(ctx, db)
+			if err == nil || !strings.HasPrefix(err.Error(), "postgres: connect: ") || !tc.check(err) {
+				t.Errorf("New: %v, want a \"postgres: connect: \" error wrapping the cause", err)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
 	}
-	if _, err := Open("postgres://%zz"); err == nil {
-		t.Error("Open accepted a malformed DSN")
+}
+
+func TestOpenPool(t *testing.T) {
+	ctx := ctxT(t)
+	s, err := Open(ctx, testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.DB().Stats().MaxOpenConnections; got != DefaultMaxConns {
+		t.Errorf("Open's pool holds up to %d connections, want DefaultMaxConns (%d)", got, DefaultMaxConns)
+	}
+	s2, err := Open(ctx, testDSN(t), WithMaxConns(3), WithConnMaxLifetime(time.Minute), WithConnMaxIdleTime(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := s2.DB().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("WithMaxConns(3): pool holds up to %d", got)
 	}
 }
 
 func TestOpenOwnsPool(t *testing.T) {
 	dsn := testDSN(t)
 	schema := newSchema(t)
-	s, err := Open(dsn, WithSchema(schema), WithTable("owned"))
+	ctx := ctxT(t)
+	s, err := Open(ctx, dsn, WithSchema(schema), WithTable("owned"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t)
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +183,7 @@ func TestOpenOwnsPool(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"Load":        func() error { _, err := s.Load(ctx, "k"); return err }(),
+		"LoadOwned":   func() error { _, err := s.LoadOwned(ctx, "o"); return err }(),
 		"Create":      s.Create(ctx, "k2", rec("", t0)),
 		"Update":      s.Update(ctx, "k", rec("", t0)),
 		"Touch":       s.Touch(ctx, "k", t0),
@@ -127,7 +191,7 @@ func TestOpenOwnsPool(t *testing.T) {
 		"Cleanup":     func() error { _, err := s.Cleanup(ctx, t0); return err }(),
 		"CreateTable": s.CreateTable(ctx),
 	} {
-		if !errors.Is(err, session.ErrClosed) {
+		if !errors.Is(err, session.ErrClosed) || !strings.HasPrefix(err.Error(), "postgres: ") {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
@@ -503,7 +567,7 @@ func TestCreateTable(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, servers)
 	for range servers {
-		s, err := New(openDB(t, dsn), WithSchema(schema), WithTable("boot"))
+		s, err := New(ctxT(t), openDB(t, dsn), WithSchema(schema), WithTable("boot"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -522,8 +586,8 @@ func TestCreateTable(t *testing.T) {
 	if err := admin(t).Select(&idx, `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'boot' ORDER BY indexname`, schema); err != nil {
 		t.Fatal(err)
 	}
-	if len(idx) != 2 || !strings.Contains(idx[0], "(atime)") || !strings.Contains(idx[1], "(session_id)") {
-		t.Fatalf("indexes = %q, want the primary key and one on atime", idx)
+	if len(idx) != 3 || !strings.Contains(idx[0], "(atime)") || !strings.Contains(idx[1], "(owner) WHERE (owner <> ''::text)") || !strings.Contains(idx[2], "(session_id)") {
+		t.Fatalf("indexes = %q, want the primary key, one on atime and a partial one on owner", idx)
 	}
 
 	// web.py's table: CreateTable reports it instead of leaving it to the
@@ -531,7 +595,7 @@ func TestCreateTable(t *testing.T) {
 	if _, err := admin(t).Exec(`CREATE TABLE ` + pq.QuoteIdentifier(schema) + `.webpy (session_id char(128) UNIQUE NOT NULL, atime timestamp NOT NULL default current_timestamp, data text)`); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(openDB(t, dsn), WithSchema(schema), WithTable("webpy"))
+	s, err := New(ctxT(t), openDB(t, dsn), WithSchema(schema), WithTable("webpy"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +605,7 @@ func TestCreateTable(t *testing.T) {
 	}
 
 	// A missing schema is the server's error, kept.
-	s, err = New(openDB(t, dsn), WithSchema("wst_missing_"+randHex(4)))
+	s, err = New(ctxT(t), openDB(t, dsn), WithSchema("wst_missing_"+randHex(4)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,7 +620,7 @@ func TestCreateTable(t *testing.T) {
 // preparation is not cached).
 func TestStatementsBeforeTable(t *testing.T) {
 	dsn := testDSN(t)
-	s, err := New(openDB(t, dsn), WithSchema(newSchema(t)))
+	s, err := New(ctxT(t), openDB(t, dsn), WithSchema(newSchema(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,5 +695,75 @@ func TestContext(t *testing.T) {
 	// The pool is fine afterwards.
 	if err := s.Update(ctxT(t), "k", session.Record{Data: []byte("w"), ATime: t0, Version: 1}); err != nil {
 		t.Fatalf("Update after a cancelled one: %v", err)
+	}
+}
+
+// TestMoreClientsThanConnections: more concurrent requests than the pool
+// Open makes may hold wait for a connection instead of opening more. The
+// store logs in as a role of its own whose server-side connection limit
+// is the pool's size, so one connection too many would fail with "too
+// many connections for role" (53300). All requests are held on a row
+// lock until every connection is busy and every other request waits in
+// the pool; then all of them must succeed.
+func TestMoreClientsThanConnections(t *testing.T) {
+	const conns, clients = 4, 48
+	dsn := testDSN(t)
+	schema := newSchema(t)
+	ctx := ctxT(t)
+	owner := newStore(t, openDB(t, dsn), WithSchema(schema))
+	mustCreate(t, owner, "k", rec("v", t0))
+	role := "wsr_" + randHex(6)
+	qrole := pq.QuoteIdentifier(role)
+	a := admin(t)
+	a.MustExec(`CREATE ROLE ` + qrole + ` LOGIN CONNECTION LIMIT ` + fmt.Sprint(conns))
+	t.Cleanup(func() {
+		a.MustExec(`DROP OWNED BY ` + qrole)
+		a.MustExec(`DROP ROLE ` + qrole)
+	})
+	a.MustExec(`GRANT USAGE ON SCHEMA ` + pq.QuoteIdentifier(schema) + ` TO ` + qrole)
+	a.MustExec(`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + owner.Table() + ` TO ` + qrole)
+
+	s, err := Open(ctx, withUser(dsn, role), WithSchema(schema), WithMaxConns(conns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	tx := a.MustBeginTx(ctx, nil)
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT FROM `+s.Table()+` WHERE session_id = 'k' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() { errs <- s.Touch(ctx, "k", t0.Add(time.Duration(i)*time.Microsecond)) }()
+	}
+	// Wait until every connection is blocked on the lock and every other
+	// client waits for a connection.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var blocked int
+		if err := a.GetContext(ctx, &blocked, `SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND wait_event_type = 'Lock'`, role); err != nil {
+			t.Fatal(err)
+		}
+		waiting := s.DB().Stats().WaitCount
+		if blocked == conns && waiting >= clients-conns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends blocked, %d clients waited for a connection; want %d and %d", blocked, waiting, conns, clients-conns)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's and the pool's state
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Errorf("a client beyond the pool's size failed: %v", err)
+		}
+	}
+	if st := s.DB().Stats(); st.MaxOpenConnections != conns || st.OpenConnections > conns {
+		t.Errorf("pool stats %+v", st)
 	}
 }
