@@ -142,7 +142,13 @@
 // jittered exponential backoff until the save's deadline. Every store call
 // is bounded by WithStoreTimeout (5s by default): a stalled store ends the
 // request with an error (503 by default) and frees its goroutine and its
-// connection, and its save never lands later.
+// connection; the manager never retries it after the deadline. A save that
+// reached the database before the deadline may still be applied by it once
+// the database comes back, if the database driver cannot cancel a
+// statement on the server (go-sql-driver/mysql; pgx unless configured to
+// send cancel requests; lib/pq and Redis do cancel): that write is a
+// compare-and-swap on the version the request read, so it lands only if no
+// other save came first, and never puts older data over newer.
 //
 // # The Store contract
 //

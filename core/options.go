@@ -420,7 +420,11 @@ func WithLogger(l *slog.Logger) Option {
 // also bounds the save's retries after version conflicts. A call that
 // overruns ends the request with an error wrapping
 // context.DeadlineExceeded (default response 503), and releases its
-// goroutine and its pool connection; its data never lands later.
+// goroutine and its pool connection; the manager never retries it later.
+// (A statement already sent may still run on a database that comes back,
+// with drivers that cannot cancel it on the server; saves are
+// compare-and-swaps, so such a late write never overwrites a newer one. See
+// the package documentation, "Concurrency".)
 //
 // Default DefaultStoreTimeout (5s): hundreds of times a healthy store's
 // latency (well under 10ms for every driver of this project), so only a

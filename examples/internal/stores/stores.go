@@ -49,7 +49,7 @@ var kinds = map[string]kind{
 		if *f.dsn == "" {
 			return nil, "", nil, errors.New("-store postgres needs -dsn, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 		}
-		s, err := postgres.Open(*f.dsn, postgres.WithTable(*f.table))
+		s, err := postgres.Open(ctx, *f.dsn, postgres.WithTable(*f.table))
 		if err != nil {
 			return nil, "", nil, err
 		}
