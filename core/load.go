@@ -47,8 +47,8 @@ func (s *Session) load() {
 func (s *Session) loadID(id string) (done bool, err error) {
 	m := s.m
 	key := storeKey(id)
-	rec, err := m.store.Load(s.call.start(s.req.Context(), m.cfg.storeTimeout), key)
-	s.call.end()
+	rec, err := m.store.Load(s.startCall(s.req.Context(), m.cfg.storeTimeout), key)
+	s.endCall()
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -97,7 +97,7 @@ func (m *Manager) expired(rec Record, now time.Time) bool {
 // discard deletes a record that load refused, best effort.
 func (m *Manager) discard(s *Session, key string) {
 	ctx := s.saveCtx()
-	defer s.call.end()
+	defer s.endCall()
 	if err := m.store.Delete(ctx, key); err != nil {
 		m.log().WarnContext(s.req.Context(), "session: deleting an expired session failed", "err", err)
 	}

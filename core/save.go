@@ -62,7 +62,7 @@ func (s *Session) commit(h http.Header) error {
 	default:
 		s.touch(now)
 	}
-	s.call.end()
+	s.endCall()
 	if err != nil {
 		return err
 	}
@@ -101,12 +101,12 @@ const (
 // saveCtx is the context of a save: the request's values without its
 // cancellation (a change the handler decided is saved even if the client
 // has gone), bounded by the store timeout. The caller ends it with
-// s.call.end().
+// s.endCall().
 func (s *Session) saveCtx() context.Context {
 	if s.wctx.Context == nil {
 		s.wctx.Context = s.req.Context()
 	}
-	return s.call.start(&s.wctx, s.m.cfg.storeTimeout)
+	return s.startCall(&s.wctx, s.m.cfg.storeTimeout)
 }
 
 // settle marks the request's unit of changes as saved.

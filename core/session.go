@@ -52,7 +52,8 @@ type Session struct {
 	cookiePending bool     // a save gave the session a cookie to send (new id, sliding Max-Age)
 	done          bool     // committed: further changes are refused
 	wctx          detached // parent of the context of store writes, see saveCtx
-	call          callCtx  // the context of the store call in progress
+	call          *callCtx // the context of the store call in progress
+	callBuf       callCtx  // call's storage while no store watches it (see startCall)
 }
 
 // change is one key set (raw != nil) or deleted (raw == nil) by this request.
@@ -251,7 +252,7 @@ func (s *Session) Kill() error {
 	}
 	if key != "" {
 		err := s.m.store.Delete(s.saveCtx(), key)
-		s.call.end()
+		s.endCall()
 		if err != nil {
 			return fmt.Errorf("session: kill: %w", err)
 		}
@@ -320,7 +321,7 @@ func Update[T any](s *Session, key string, fn func(T) (T, error)) (T, error) {
 	}
 	op := &updateOp[T]{key: key, fn: fn}
 	ctx := s.saveCtx()
-	defer s.call.end()
+	defer s.endCall()
 	now := s.m.cfg.now()
 	var err error
 	if s.state == fresh {

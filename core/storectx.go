@@ -18,26 +18,47 @@ import (
 // itself, closing Done if the deadline has passed, so Err and Done always
 // agree.
 //
-// A Session runs one store call at a time (all under s.mu), so one
-// callCtx serves them all in turn: start before each call, end after.
+// A Session runs one store call at a time (all under s.mu), so the one
+// embedded in it serves them in turn, as long as no store asked for Done:
+// a store that did may keep goroutines watching it after its call
+// returned (database/sql does), so that context is retired, and the
+// session's later calls each get one of their own (see Session.startCall).
 type callCtx struct {
+	mu       sync.Mutex
 	parent   context.Context
 	deadline time.Time
-
-	mu    sync.Mutex
-	err   error
-	done  chan struct{}
-	timer *time.Timer
-	stop  func() bool // stops propagating the parent's cancellation
+	err      error
+	done     chan struct{}
+	timer    *time.Timer
+	stop     func() bool // stops propagating the parent's cancellation
+	watched  bool        // Done was asked for: never reuse
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// start readies c for a call under parent that may last d.
-func (c *callCtx) start(parent context.Context, d time.Duration) context.Context {
+// startCall returns the context of a store call under parent that may last
+// d; endCall ends it.
+func (s *Session) startCall(parent context.Context, d time.Duration) context.Context {
+	c := &s.callBuf
+	c.mu.Lock()
+	watched := c.watched
+	c.mu.Unlock()
+	if watched {
+		c = new(callCtx)
+	}
+	s.call = c
+	c.mu.Lock()
 	c.parent, c.deadline = parent, time.Now().Add(d)
 	c.err, c.done, c.timer, c.stop = nil, nil, nil, nil
+	c.mu.Unlock()
 	return c
+}
+
+func (s *Session) endCall() {
+	if s.call != nil {
+		s.call.end()
+		s.call = nil
+	}
 }
 
 // end releases what the call's Done made. A driver still holding the
@@ -71,13 +92,21 @@ func (c *callCtx) cancel(err error) {
 }
 
 func (c *callCtx) Deadline() (time.Time, bool) {
-	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+	c.mu.Lock()
+	parent, deadline := c.parent, c.deadline
+	c.mu.Unlock()
+	if d, ok := parent.Deadline(); ok && d.Before(deadline) {
 		return d, true
 	}
-	return c.deadline, true
+	return deadline, true
 }
 
-func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
+func (c *callCtx) Value(key any) any {
+	c.mu.Lock()
+	parent := c.parent
+	c.mu.Unlock()
+	return parent.Value(key)
+}
 
 func (c *callCtx) Err() error {
 	c.mu.Lock()
@@ -95,6 +124,7 @@ func (c *callCtx) Err() error {
 func (c *callCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.watched = true
 	if c.done != nil {
 		return c.done
 	}

@@ -174,9 +174,11 @@ func TestTwoServersShareSessions(t *testing.T) {
 	}
 
 	// Both servers change different keys of the one session at once. The
-	// barrier holds every request after its load until all have loaded,
-	// so all but one save conflict and must merge their own key into the
-	// record saved meanwhile, through either server.
+	// barrier holds every request after its load until all have loaded.
+	// Inside each server the saves take turns (core rebases each on the
+	// one before, without a conflict), but the first save of whichever
+	// server comes second conflicts with the other server's, and must
+	// merge its key into the record saved meanwhile.
 	const perServer = 8
 	bar.arm(2 * perServer)
 	var wg sync.WaitGroup
@@ -191,8 +193,8 @@ func TestTwoServersShareSessions(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if a.store.n.Load() == 0 || b.store.n.Load() == 0 {
-		t.Errorf("conflicts on A: %d, on B: %d; the round did not overlap on both servers", a.store.n.Load(), b.store.n.Load())
+	if a.store.n.Load()+b.store.n.Load() == 0 {
+		t.Errorf("no conflict on A or B: the two servers' saves did not overlap")
 	}
 	t.Logf("conflicts resolved: %d on A, %d on B", a.store.n.Load(), b.store.n.Load())
 	for i := range perServer {
