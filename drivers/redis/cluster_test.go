@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/websession/websession/conformance"
+	session "github.com/websession/websession/core"
 )
 
 // A Redis Cluster of three masters, no replicas, started by the tests on
@@ -262,4 +263,267 @@ func clusterClient(c *cluster) func(testing.TB) redis.UniversalClient {
 // Redis Cluster, every NewStore a new ClusterClient.
 func TestConformanceCluster(t *testing.T) {
 	conformance.Run(t, harness(t, clusterClient(testCluster(t))))
+}
+
+// TestClusterNodeRestart kills a master of a persistent cluster (no
+// replicas) under a store in use and starts it again: calls fail with an
+// error while its slots are down, and once it is back the same store and
+// ClusterClient serve every session, with every acknowledged write.
+func TestClusterNodeRestart(t *testing.T) {
+	c := startTestCluster(t, true)
+	cl := c.client(t)
+	s := testStore(t, cl)
+	ctx := testCtx(t)
+	const n = 200
+	for i := range n {
+		mustCreate(t, s, fmt.Sprintf("k%d", i), rec("0", t0))
+	}
+	// Acknowledged updates, on every node.
+	for i := range n {
+		key := fmt.Sprintf("k%d", i)
+		r := mustLoad(t, s, key)
+		r.Data = []byte("1")
+		if err := s.Update(ctx, key, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	victim := c.nodes[0]
+	victim.kill()
+	failed := 0
+	for i := range 20 {
+		opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := s.Load(opCtx, fmt.Sprintf("k%d", i))
+		cancel()
+		if err != nil {
+			failed++
+			if !strings.HasPrefix(err.Error(), "redis: load: ") {
+				t.Errorf("Load with a master down: %v", err)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no Load failed with a master down")
+	}
+	t.Logf("with a master down, %d of 20 Loads failed with an error", failed)
+
+	if err := c.startNode(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.waitOK(); err != nil {
+		t.Fatal(err)
+	}
+	// The same store and client: every session back, every update kept.
+	var r session.Record
+	err := waitFor("the store serving again", func() error {
+		var err error
+		r, err = s.Load(ctx, "k0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		key := fmt.Sprintf("k%d", i)
+		r = mustLoad(t, s, key)
+		if string(r.Data) != "1" || r.Version != 2 {
+			t.Fatalf("%s after the restart: %q version %d, want the acknowledged update", key, r.Data, r.Version)
+		}
+		r.Data = []byte("2")
+		if err := s.Update(ctx, key, r); err != nil {
+			t.Fatalf("Update of %s after the restart: %v", key, err)
+		}
+	}
+	if got, err := s.Cleanup(ctx, t0.Add(time.Nanosecond)); err != nil || got != n {
+		t.Fatalf("Cleanup after the restart = %d, %v; want %d", got, err, n)
+	}
+}
+
+// TestClusterSlotMigration moves the hash slot of one shard to another
+// node, key by key, while requests run on that shard's sessions. Halfway,
+// with the records split between the nodes and the shard's index not yet
+// moved, it loads sessions on both sides (the client follows ASK) and
+// starts an Update, which Redis refuses with TRYAGAIN until the keys are
+// together again; the store retries it. Throughout, a workload increments
+// every session's counter; afterwards every acknowledged increment is
+// there and no call failed.
+func TestClusterSlotMigration(t *testing.T) {
+	c := startTestCluster(t, false)
+	tryAgain := make(chan struct{}, 1)
+	cl := c.client(t)
+	cl.OnNewNode(func(n *redis.Client) { n.AddHook(tryAgainSpy{tryAgain}) })
+	s := testStore(t, cl)
+	ctx := testCtx(t)
+	const shard = 5
+	keys := keysInShard(shard, 40, "m")
+	for _, k := range keys {
+		mustCreate(t, s, k, rec("0", t0))
+	}
+	slot, err := cl.ClusterKeySlot(ctx, s.indexKey[shard]).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The nodes, by id; the one serving the slot is the source.
+	admin := map[string]*redis.Client{}
+	ids := map[string]string{}
+	var src, dst string
+	for _, n := range c.nodes {
+		nc := redis.NewClient(&redis.Options{Addr: n.addr()})
+		defer nc.Close()
+		id, err := nc.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin[n.addr()], ids[n.addr()] = nc, id
+		cnt, err := nc.ClusterCountKeysInSlot(ctx, int(slot)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cnt > 0 {
+			src = n.addr()
+		} else if dst == "" {
+			dst = n.addr()
+		}
+	}
+	if src == "" || dst == "" {
+		t.Fatalf("no source or destination for slot %d", slot)
+	}
+
+	// The workload.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	acked := make([]int, len(keys))
+	var opErrs []error
+	increment := func(j int) error {
+		r, err := s.Load(ctx, keys[j])
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.Atoi(string(r.Data))
+		r.Data = []byte(strconv.Itoa(n + 1))
+		r.ATime = r.ATime.Add(time.Nanosecond)
+		return s.Update(ctx, keys[j], r)
+	}
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// The last session is the test's own, below.
+			j := i % (len(keys) - 1)
+			if err := increment(j); err != nil {
+				opErrs = append(opErrs, err)
+			} else {
+				acked[j]++
+			}
+		}
+	}()
+
+	mustDo := func(nc *redis.Client, args ...any) {
+		t.Helper()
+		if err := nc.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	mustDo(admin[dst], "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+	mustDo(admin[src], "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+	host, port, _ := strings.Cut(dst, ":")
+	migrate := func(key string) {
+		t.Helper()
+		mustDo(admin[src], "MIGRATE", host, port, "", 0, 5000, "KEYS", key)
+	}
+	slotKeys, err := admin[src].ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The records, the test's own session's first, so that it moves in
+	// the first half.
+	own := keys[len(keys)-1]
+	records := []string{s.recPrefix[shard] + own}
+	for _, k := range slotKeys {
+		if k != s.indexKey[shard] && k != records[0] {
+			records = append(records, k)
+		}
+	}
+	half := len(records) / 2
+	for _, k := range records[:half] {
+		migrate(k)
+	}
+	// Split: some records on each node, the index on the source.
+	for _, k := range []string{records[0], records[len(records)-1]} {
+		if _, err := s.Load(ctx, strings.TrimPrefix(k, s.recPrefix[shard])); err != nil {
+			t.Fatalf("Load during the migration: %v", err)
+		}
+	}
+	updated := make(chan error, 1)
+	go func() { updated <- increment(len(keys) - 1) }()
+	// Its record is on the destination, its index on the source: the
+	// script is refused until both are on one node.
+	select {
+	case <-tryAgain:
+	case err := <-updated:
+		t.Fatalf("Update with its keys split returned %v before any TRYAGAIN", err)
+	}
+	for _, k := range records[half:] {
+		migrate(k)
+	}
+	migrate(s.indexKey[shard])
+	// The destination first, then the source, then the rest, as Redis's
+	// cluster specification says.
+	mustDo(admin[dst], "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+	mustDo(admin[src], "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+	for _, n := range c.nodes {
+		if a := n.addr(); a != src && a != dst {
+			mustDo(admin[a], "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+		}
+	}
+	if err := <-updated; err != nil {
+		t.Errorf("Update started during the migration: %v", err)
+	} else {
+		acked[len(keys)-1]++
+	}
+	close(stop)
+	<-done
+
+	total := 0
+	for j, k := range keys {
+		r := mustLoad(t, s, k)
+		if got, want := string(r.Data), strconv.Itoa(acked[j]); got != want {
+			t.Errorf("%s: count %s, %s acknowledged increments", k, got, want)
+		}
+		total += acked[j]
+	}
+	t.Logf("migrated %d keys of slot %d from %s to %s; %d acknowledged increments, %d failed calls",
+		len(slotKeys), slot, src, dst, total, len(opErrs))
+	for _, err := range opErrs {
+		t.Errorf("call failed during the migration: %v", err)
+	}
+	if cnt, err := admin[dst].ClusterCountKeysInSlot(ctx, int(slot)).Result(); err != nil || int(cnt) != len(slotKeys) {
+		t.Errorf("destination holds %d keys of the slot (%v), want %d", cnt, err, len(slotKeys))
+	}
+}
+
+// tryAgainSpy signals every TRYAGAIN reply a node gives.
+type tryAgainSpy struct{ seen chan<- struct{} }
+
+func (tryAgainSpy) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h tryAgainSpy) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if redis.IsTryAgainError(cmd.Err()) {
+			select {
+			case h.seen <- struct{}{}:
+			default:
+			}
+		}
+		return err
+	}
+}
+
+func (tryAgainSpy) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

@@ -108,7 +108,7 @@ func (s *Store) dropOwned(ctx context.Context, owner string, pairs []string) {
 	for i, p := range pairs {
 		args[i] = p
 	}
-	_ = ownerDelScript.Run(ctx, s.client, []string{s.ownerKey(owner)}, args...).Err()
+	_ = s.run(ctx, ownerDelScript, []string{s.ownerKey(owner)}, args...).Err()
 }
 
 // maybePrune keeps an owner's set within about twice its live sessions

@@ -178,6 +178,65 @@ func (s *Store) expiryArgs(atime time.Time) (pxat, sweep string) {
 		strconv.FormatInt(score(atime.Add(-s.opts.expiry)), 10)
 }
 
+// reshardRetryFor bounds how long a call refused because of a Cluster's
+// resharding is retried. While the hash slot of a shard migrates between
+// two nodes, a script over a record and its shard's index is refused with
+// TRYAGAIN as long as the keys are split between the nodes, and the slot's
+// hand-over can bounce a command between them (ASK, MOVED) more often than
+// the client follows. Each of these replies means the command did not
+// run, so running it again is safe. The window lasts as long as the
+// migration of one slot, which holds one shard: a thousandth of the
+// sessions.
+const reshardRetryFor = 2 * time.Second
+
+// resharding reports a refusal of a command, which did not run, during a
+// Cluster's resharding.
+func resharding(err error) bool {
+	if err == nil {
+		return false
+	}
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	return moved || ask || redis.IsTryAgainError(err)
+}
+
+// retry runs do until it returns an error other than a resharding
+// refusal, for up to reshardRetryFor or until ctx ends, with a backoff
+// from 5 to 100 ms.
+func retry(ctx context.Context, do func() error) {
+	backoff := 5 * time.Millisecond
+	var deadline time.Time
+	for {
+		if !resharding(do()) {
+			return
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(reshardRetryFor)
+		} else if time.Now().After(deadline) {
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// run runs script (EVALSHA, or EVAL if the node lacks it), retrying
+// refusals during resharding (see retry).
+func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	var cmd *redis.Cmd
+	retry(ctx, func() error {
+		cmd = script.Run(ctx, s.client, keys, args...)
+		return cmd.Err()
+	})
+	return cmd
+}
+
 // newToken returns a token for a new owner binding: random, so that two
 // bindings of one session to one owner are told apart; never 0.
 func newToken() uint64 { return rand.Uint64() | 1 }
@@ -187,7 +246,12 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	if err := s.begin(ctx, "load", key); err != nil {
 		return session.Record{}, err
 	}
-	b, err := s.client.Get(ctx, s.recPrefix[shardOf(key)]+key).Bytes()
+	var b []byte
+	var err error
+	retry(ctx, func() error {
+		b, err = s.client.Get(ctx, s.recPrefix[shardOf(key)]+key).Bytes()
+		return err
+	})
 	if err == redis.Nil {
 		return session.Record{}, session.ErrNotFound
 	}
@@ -225,7 +289,7 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 	}
 	pxat, sweep := s.expiryArgs(rec.ATime)
 	tok := versionBytes(token)
-	n, err := createScript.Run(ctx, s.client, keys,
+	n, err := s.run(ctx, createScript, keys,
 		encode(rec, 1, token), score(rec.ATime), key, pxat, sweep, tok).Int64()
 	if err != nil {
 		return wrap(ctx, "create", err)
@@ -240,12 +304,12 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 		// The record first, then its owner's entry: a reader that finds an
 		// entry without its record removes the entry, so the entry must not
 		// come first. Until this returns, no one has the session's id.
-		n, err = ownerAddScript.Run(ctx, s.client, []string{s.ownerKey(rec.Owner)}, key, tok).Int64()
+		n, err = s.run(ctx, ownerAddScript, []string{s.ownerKey(rec.Owner)}, key, tok).Int64()
 		if err != nil {
 			// Take the record back: a session missing from its owner's set
 			// must not be handed out. If this fails too, the record stays
 			// unreachable (its id is never sent) until Cleanup or expiry.
-			_ = deleteScript.Run(ctx, s.client, []string{rk, s.indexKey[sh]}, key).Err()
+			_ = s.run(ctx, deleteScript, []string{rk, s.indexKey[sh]}, key).Err()
 			return wrap(ctx, "create: owner index", err)
 		}
 	}
@@ -276,7 +340,7 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	}
 	pxat, sweep := s.expiryArgs(rec.ATime)
 	args := []any{versionBytes(rec.Version), encode(rec, rec.Version+1, token), score(rec.ATime), key, pxat, sweep, mode}
-	res, err := updateScript.Run(ctx, s.client, keys, args...).Slice()
+	res, err := s.run(ctx, updateScript, keys, args...).Slice()
 	if err != nil {
 		return wrap(ctx, "update", err)
 	}
@@ -284,11 +348,11 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		// A Cluster, and the owner changes: the new owner's entry first,
 		// so that a crash between the two leaves at most an entry that
 		// readers skip, never a session its owner cannot find.
-		if err := ownerAddScript.Run(ctx, s.client, []string{s.ownerKey(rec.Owner)}, key, versionBytes(token)).Err(); err != nil {
+		if err := s.run(ctx, ownerAddScript, []string{s.ownerKey(rec.Owner)}, key, versionBytes(token)).Err(); err != nil {
 			return wrap(ctx, "update: owner index", err)
 		}
 		args[len(args)-1] = ownerAdded
-		if res, err = updateScript.Run(ctx, s.client, keys, args...).Slice(); err != nil {
+		if res, err = s.run(ctx, updateScript, keys, args...).Slice(); err != nil {
 			return wrap(ctx, "update", err)
 		}
 	}
@@ -330,7 +394,7 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	}
 	sh := shardOf(key)
 	pxat, sweep := s.expiryArgs(atime)
-	n, err := touchScript.Run(ctx, s.client, []string{s.recPrefix[sh] + key, s.indexKey[sh]},
+	n, err := s.run(ctx, touchScript, []string{s.recPrefix[sh] + key, s.indexKey[sh]},
 		timeBytes(atime), score(atime), key, pxat, sweep).Int64()
 	if err != nil {
 		return wrap(ctx, "touch", err)
@@ -348,7 +412,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	sh := shardOf(key)
-	res, err := deleteScript.Run(ctx, s.client, []string{s.recPrefix[sh] + key, s.indexKey[sh]}, key).StringSlice()
+	res, err := s.run(ctx, deleteScript, []string{s.recPrefix[sh] + key, s.indexKey[sh]}, key).StringSlice()
 	if err != nil {
 		return wrap(ctx, "delete", err)
 	}
