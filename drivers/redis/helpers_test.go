@@ -168,7 +168,7 @@ func testCtx(tb testing.TB) context.Context {
 
 // t0 is a time with every digit of a time.Time in use, in a zone that is
 // not UTC.
-var t0 = time.Date(2033, time.May, 17, 9, 3, 7, 123456789, time.FixedZone("UTC-03:30", -(3*3600 + 30*60)))
+var t0 = time.Date(2033, time.May, 17, 9, 3, 7, 123456789, time.FixedZone("UTC-03:30", -(3*3600+30*60)))
 
 // rec returns a record with data and both times at at.
 func rec(data string, at time.Time) session.Record {
