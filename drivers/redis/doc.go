@@ -124,7 +124,7 @@
 // store and client work again once it is back. During a Cluster's
 // resharding, Redis refuses a script whose keys are split between two
 // nodes (TRYAGAIN); the store retries such refusals, and redirections the
-// client gave up on, for up to two seconds: the command did not run, so
+// client gave up on, for about two seconds: the command did not run, so
 // running it again is safe. go-redis itself retries a command whose
 // connection broke (MaxRetries): if the first attempt ran, a retried
 // Create reports session.ErrExists and a retried Update session.ErrConflict,

@@ -178,16 +178,17 @@ func (s *Store) expiryArgs(atime time.Time) (pxat, sweep string) {
 		strconv.FormatInt(score(atime.Add(-s.opts.expiry)), 10)
 }
 
-// reshardRetryFor bounds how long a call refused because of a Cluster's
-// resharding is retried. While the hash slot of a shard migrates between
-// two nodes, a script over a record and its shard's index is refused with
-// TRYAGAIN as long as the keys are split between the nodes, and the slot's
-// hand-over can bounce a command between them (ASK, MOVED) more often than
-// the client follows. Each of these replies means the command did not
-// run, so running it again is safe. The window lasts as long as the
-// migration of one slot, which holds one shard: a thousandth of the
-// sessions.
-const reshardRetryFor = 2 * time.Second
+// reshardRetries bounds how often a call refused because of a Cluster's
+// resharding is retried: with backoffs of 5, 10, 20, 40, 80 and then 100
+// ms, about two seconds in all. While the hash slot of a shard migrates
+// between two nodes, a script over a record and its shard's index is
+// refused with TRYAGAIN as long as the keys are split between the nodes,
+// and the slot's hand-over can bounce a command between them (ASK, MOVED)
+// more often than the client follows. Each of these replies means the
+// command did not run, so running it again is safe. The window lasts as
+// long as the migration of one slot, which holds one shard: a thousandth
+// of the sessions.
+const reshardRetries = 24
 
 // resharding reports a refusal of a command, which did not run, during a
 // Cluster's resharding.
@@ -200,27 +201,21 @@ func resharding(err error) bool {
 	return moved || ask || redis.IsTryAgainError(err)
 }
 
-// retry runs do until it returns an error other than a resharding
-// refusal, for up to reshardRetryFor or until ctx ends, with a backoff
-// from 5 to 100 ms.
+// retry runs do again, after a call that was refused during resharding,
+// until it returns an error other than such a refusal, up to
+// reshardRetries times or until ctx ends.
 func retry(ctx context.Context, do func() error) {
 	backoff := 5 * time.Millisecond
-	var deadline time.Time
-	for {
-		if !resharding(do()) {
-			return
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(reshardRetryFor)
-		} else if time.Now().After(deadline) {
-			return
-		}
+	for range reshardRetries {
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		}
+		if !resharding(do()) {
+			return
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
 	}
@@ -229,11 +224,13 @@ func retry(ctx context.Context, do func() error) {
 // run runs script (EVALSHA, or EVAL if the node lacks it), retrying
 // refusals during resharding (see retry).
 func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	var cmd *redis.Cmd
-	retry(ctx, func() error {
-		cmd = script.Run(ctx, s.client, keys, args...)
-		return cmd.Err()
-	})
+	cmd := script.Run(ctx, s.client, keys, args...)
+	if resharding(cmd.Err()) {
+		retry(ctx, func() error {
+			cmd = script.Run(ctx, s.client, keys, args...)
+			return cmd.Err()
+		})
+	}
 	return cmd
 }
 
@@ -246,12 +243,14 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	if err := s.begin(ctx, "load", key); err != nil {
 		return session.Record{}, err
 	}
-	var b []byte
-	var err error
-	retry(ctx, func() error {
-		b, err = s.client.Get(ctx, s.recPrefix[shardOf(key)]+key).Bytes()
-		return err
-	})
+	rk := s.recPrefix[shardOf(key)] + key
+	b, err := s.client.Get(ctx, rk).Bytes()
+	if resharding(err) {
+		retry(ctx, func() error {
+			b, err = s.client.Get(ctx, rk).Bytes()
+			return err
+		})
+	}
 	if err == redis.Nil {
 		return session.Record{}, session.ErrNotFound
 	}
@@ -262,7 +261,7 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	// record's Data may alias it.
 	rec, err := decode(b)
 	if err != nil {
-		return session.Record{}, fmt.Errorf("redis: load: %s: %w", s.recPrefix[shardOf(key)]+key, err)
+		return session.Record{}, fmt.Errorf("redis: load: %s: %w", rk, err)
 	}
 	return rec, nil
 }
