@@ -136,11 +136,17 @@ func (l *latencies) report(b *testing.B, prefix string) string {
 // BenchmarkCleanupMillion deletes a million expired sessions while two
 // readers keep loading live ones on another client, and reports how long
 // the cleanup took and what the readers saw, beside what they saw for two
-// seconds without a cleanup.
+// seconds without a cleanup; for two cleanup batch sizes.
 func BenchmarkCleanupMillion(b *testing.B) {
+	for _, batch := range []int{100, DefaultCleanupBatch} {
+		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) { benchCleanupMillion(b, batch) })
+	}
+}
+
+func benchCleanupMillion(b *testing.B, batch int) {
 	const expired, live, readers = 1_000_000, 1000, 2
 	c := newClient(b)
-	s := testStore(b, c)
+	s := testStore(b, c, WithCleanupBatch(batch))
 	reader, err := New(context.Background(), newClient(b), WithKeyPrefix(s.KeyPrefix()))
 	if err != nil {
 		b.Fatal(err)
@@ -175,7 +181,7 @@ func BenchmarkCleanupMillion(b *testing.B) {
 		if err != nil || n != expired {
 			b.Fatalf("Cleanup = %d, %v; want %d", n, err, expired)
 		}
-		b.Logf("cleanup of %d sessions: %v (%.0f/s); %s; %s", n, d, float64(n)/d.Seconds(),
+		b.Logf("cleanup of %d sessions, batch %d: %v (%.0f/s); %s; %s", n, batch, d, float64(n)/d.Seconds(),
 			during.report(b, "during"), quiet.report(b, "without"))
 	}
 	b.ReportMetric(cleanupTotal.Seconds()/float64(b.N), "cleanup-s/op")

@@ -8,20 +8,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// scriptsPerPipeline bounds the cleanup scripts sent in one pipeline, so
-// that the keys in flight stay within a few megabytes.
-const scriptsPerPipeline = 32
+// readGroup is how many shards' indexes one pipelined read covers.
+const readGroup = 16
 
 // Cleanup implements session.Store. It never scans the key space: it
 // reads each shard's access-time index from its oldest entry up to the
 // cutoff, a batch at a time (WithCleanupBatch), and hands each batch to a
-// script that deletes the records whose exact ATime, read by the script
-// itself, is before cutoff. A record touched after Cleanup read the index
-// is therefore kept. The reads of all shards go in one pipeline, the
-// scripts in pipelines of up to 32, so a Cleanup with nothing to delete
-// costs one round trip per node, and a large one a round trip per 32
-// batches. ctx is checked between pipelines; the count deleted so far is
-// returned with any error.
+// script that reads every candidate's exact ATime from the record itself
+// and deletes those before cutoff: a record touched after Cleanup read the
+// index is kept. Shards are read 16 at a time, in one pipeline; the
+// scripts run one at a time, so that requests queue behind at most one
+// batch's work on a node, never behind a pipeline of them. A Cleanup with
+// nothing to delete costs 64 round trips of 16 small reads. ctx is checked
+// between steps; the count deleted so far is returned with any error.
 //
 // Entries whose record Redis has expired (WithExpiry) are dropped on the
 // way, and the deleted records' entries in their owners' sets are removed
@@ -33,90 +32,107 @@ func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	hi, lo, ns := timeWords(cutoff)
-	cutScore := strconv.FormatInt(score(cutoff), 10)
-	batch := s.opts.batch
+	c := cleanup{s: s, ctx: ctx, owned: map[string][]string{}}
+	c.hi, c.lo, c.ns = timeWords(cutoff)
+	c.cutScore = strconv.FormatInt(score(cutoff), 10)
+	defer func() { s.dropOwnedAll(ctx, c.owned) }()
+	for first := 0; first < Shards; first += readGroup {
+		if err := c.shards(first, min(first+readGroup, Shards)); err != nil {
+			return c.total, wrap(ctx, "cleanup", err)
+		}
+	}
+	return c.total, nil
+}
 
-	// offset[shard]: entries at the cutoff's score that a script kept
-	// (their exact ATime is not before cutoff). They sort after every
-	// entry below that score and before the unread ones at it, so the
-	// next read of the shard skips them.
-	type shardRead struct {
-		shard, offset int
-		cmd           *redis.StringSliceCmd
+// cleanup is the state of one Cleanup.
+type cleanup struct {
+	s                    *Store
+	ctx                  context.Context
+	hi, lo, ns, cutScore string
+	total                int
+	owned                map[string][]string // owner -> member, token, ...
+}
+
+// shardRead is one shard's next read of its index. offset counts the
+// entries at the cutoff's score that a script kept (their exact ATime is
+// not before cutoff): they sort after every entry below that score and
+// before the unread ones at it, so the next read skips them.
+type shardRead struct {
+	shard, offset int
+	cmd           *redis.StringSliceCmd
+}
+
+// shards cleans shards [first, end) until each one's read comes back
+// short.
+func (c *cleanup) shards(first, end int) error {
+	s, ctx := c.s, c.ctx
+	active := make([]shardRead, 0, end-first)
+	for sh := first; sh < end; sh++ {
+		active = append(active, shardRead{shard: sh})
 	}
-	active := make([]shardRead, Shards)
-	for i := range active {
-		active[i].shard = i
-	}
-	total := 0
-	owned := map[string][]string{} // owner -> member, token, ...
-	defer func() { s.dropOwnedAll(ctx, owned) }()
+	batch := s.opts.batch
 	for len(active) > 0 {
 		if err := ctx.Err(); err != nil {
-			return total, err
+			return err
 		}
 		pipe := s.client.Pipeline()
 		for i := range active {
 			r := &active[i]
 			r.cmd = pipe.ZRangeByScore(ctx, s.indexKey[r.shard], &redis.ZRangeBy{
-				Min: "-inf", Max: cutScore, Offset: int64(r.offset), Count: int64(batch),
+				Min: "-inf", Max: c.cutScore, Offset: int64(r.offset), Count: int64(batch),
 			})
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return total, wrap(ctx, "cleanup", err)
+			return err
 		}
-		var calls []scriptCall
-		var from []int // index in active of each call
-		for i, r := range active {
+		next := active[:0]
+		for _, r := range active {
 			members := r.cmd.Val()
 			if len(members) == 0 {
 				continue
 			}
-			keys := make([]string, 1+len(members))
-			args := make([]any, 4+len(members))
-			keys[0] = s.indexKey[r.shard]
-			args[0], args[1], args[2], args[3] = hi, lo, ns, cutScore
-			for j, m := range members {
-				keys[1+j] = s.recPrefix[r.shard] + m
-				args[4+j] = m
-			}
-			calls = append(calls, scriptCall{keys, args})
-			from = append(from, i)
-		}
-		var next []shardRead
-		for start := 0; start < len(calls); start += scriptsPerPipeline {
 			if err := ctx.Err(); err != nil {
-				return total, err
+				return err
 			}
-			end := min(start+scriptsPerPipeline, len(calls))
-			cmds, err := evalPipelined(ctx, s.client, cleanScript, calls[start:end])
+			kept, err := c.clean(r.shard, members)
 			if err != nil {
-				return total, wrap(ctx, "cleanup", err)
+				return err
 			}
-			for j, cmd := range cmds {
-				res, err := cmd.Slice()
-				if err != nil {
-					return total, wrap(ctx, "cleanup", err)
-				}
-				deleted, _ := res[0].(int64)
-				kept, _ := res[1].(int64)
-				total += int(deleted)
-				for k := 2; k+2 < len(res); k += 3 {
-					owner, _ := res[k].(string)
-					token, _ := res[k+1].(string)
-					member, _ := res[k+2].(string)
-					owned[owner] = append(owned[owner], member, token)
-				}
-				r := active[from[start+j]]
-				if len(r.cmd.Val()) == batch {
-					next = append(next, shardRead{shard: r.shard, offset: r.offset + int(kept)})
-				}
+			if len(members) == batch {
+				next = append(next, shardRead{shard: r.shard, offset: r.offset + kept})
 			}
 		}
 		active = next
 	}
-	return total, nil
+	return nil
+}
+
+// clean runs the cleanup script on members of shard and returns how many
+// entries it kept at the cutoff's score.
+func (c *cleanup) clean(shard int, members []string) (int, error) {
+	s := c.s
+	keys := make([]string, 1+len(members))
+	args := make([]any, 4+len(members))
+	keys[0] = s.indexKey[shard]
+	args[0], args[1], args[2], args[3] = c.hi, c.lo, c.ns, c.cutScore
+	for j, m := range members {
+		keys[1+j] = s.recPrefix[shard] + m
+		args[4+j] = m
+	}
+	res, err := s.run(c.ctx, cleanScript, keys, args...).Slice()
+	if err != nil {
+		return 0, err
+	}
+	deleted, _ := res[0].(int64)
+	kept, _ := res[1].(int64)
+	c.total += int(deleted)
+	for k := 2; k+2 < len(res); k += 3 {
+		owner, _ := res[k].(string)
+		token, _ := res[k+1].(string)
+		member, _ := res[k+2].(string)
+		c.owned[owner] = append(c.owned[owner], member, token)
+	}
+	return int(kept), nil
 }
 
 // dropOwnedAll removes the entries of deleted records from their owners'

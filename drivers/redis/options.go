@@ -68,7 +68,8 @@ func WithKeyPrefix(prefix string) Option {
 // compares the expiry with its own clock, so a Redis clock ahead of the
 // application servers' by s ends sessions s early, and Redis deletes
 // the record without the manager's say. d must be positive; by default
-// records do not expire.
+// records do not expire. Give every store over the same keys the same
+// expiry: a write without it removes the expiry a write with it set.
 func WithExpiry(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {

@@ -167,20 +167,20 @@ return {}
 var cleanScript = newScript(`
 local hi, lo, ns, cs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {0, 0}
-local deleted, kept = 0, 0
+local recs, members, gone = {}, {}, {}
+local kept = 0
 for i = 2, #KEYS do
   local m = ARGV[i + 3]
   local h = redis.call('GETRANGE', KEYS[i], 0, HEADERMAX - 1)
   if h == '' then
-    redis.call('ZREM', KEYS[1], m)
+    gone[#gone + 1] = m
   elseif string.byte(h, 1) ~= 1 or #h < 42 or #h < 42 + string.byte(h, 34) then
     return redis.error_reply('CORRUPT ' .. KEYS[i] .. ' is not a session record of this store')
   else
     local ahi, alo, ans = struct.unpack('>I4I4I4', h, 10)
     if ahi < hi or (ahi == hi and (alo < lo or (alo == lo and ans < ns))) then
-      redis.call('UNLINK', KEYS[i])
-      redis.call('ZREM', KEYS[1], m)
-      deleted = deleted + 1
+      recs[#recs + 1] = KEYS[i]
+      members[#members + 1] = m
       local ol = string.byte(h, 34)
       if ol > 0 then
         out[#out + 1] = string.sub(h, 35, 34 + ol)
@@ -193,7 +193,14 @@ for i = 2, #KEYS do
     end
   end
 end
-out[1] = deleted
+-- One command per step and per 1000 keys, rather than per record.
+local function each(list, f)
+  for i = 1, #list, 1000 do f(unpack(list, i, math.min(i + 999, #list))) end
+end
+each(recs, function(...) redis.call('UNLINK', ...) end)
+each(members, function(...) redis.call('ZREM', KEYS[1], ...) end)
+each(gone, function(...) redis.call('ZREM', KEYS[1], ...) end)
+out[1] = #recs
 out[2] = kept
 return out
 `)
