@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -24,7 +25,9 @@ const readGroup = 16
 //
 // Entries whose record Redis has expired (WithExpiry) are dropped on the
 // way, and the deleted records' entries in their owners' sets are removed
-// afterwards.
+// afterwards. A key in the index that holds no record of this store is
+// left alone and dropped from the index, and Cleanup, having done the
+// rest, returns an error wrapping ErrCorrupt that names one such key.
 func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 	if s.closed.Load() {
 		return 0, errClosed
@@ -41,6 +44,9 @@ func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 			return c.total, wrap(ctx, "cleanup", err)
 		}
 	}
+	if n := len(c.corrupt); n > 0 {
+		return c.total, fmt.Errorf("redis: cleanup: %d keys left alone, such as %s: %w", n, c.corrupt[0], ErrCorrupt)
+	}
 	return c.total, nil
 }
 
@@ -51,6 +57,7 @@ type cleanup struct {
 	hi, lo, ns, cutScore string
 	total                int
 	owned                map[string][]string // owner -> member, token, ...
+	corrupt              []string            // keys under the prefix holding no record
 }
 
 // shardRead is one shard's next read of its index. offset counts the
@@ -126,7 +133,13 @@ func (c *cleanup) clean(shard int, members []string) (int, error) {
 	deleted, _ := res[0].(int64)
 	kept, _ := res[1].(int64)
 	c.total += int(deleted)
-	for k := 2; k+2 < len(res); k += 3 {
+	if corrupt, _ := res[2].([]any); len(corrupt) > 0 {
+		for _, k := range corrupt {
+			name, _ := k.(string)
+			c.corrupt = append(c.corrupt, name)
+		}
+	}
+	for k := 3; k+2 < len(res); k += 3 {
 		owner, _ := res[k].(string)
 		token, _ := res[k+1].(string)
 		member, _ := res[k+2].(string)

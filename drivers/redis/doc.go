@@ -93,15 +93,15 @@
 //
 // # Cleanup
 //
-// Cleanup never scans the key space. It reads each shard's index from the
-// oldest entry up to the cutoff (ZRANGEBYSCORE with a limit, all shards in
-// one pipeline) and passes each batch of candidates to a script that reads
-// every candidate's exact ATime from the record itself and deletes only
-// those before the cutoff: a session touched after Cleanup chose it is
-// kept. Each script holds its node for one batch (WithCleanupBatch,
-// default 500), so requests wait at most about a millisecond behind it.
-// Several servers may run Cleanup at once; each record is deleted, and
-// counted, once.
+// Cleanup never scans the key space. For 16 shards at a time it reads
+// each index from the oldest entry up to the cutoff (ZRANGEBYSCORE with a
+// limit, one pipeline), and passes each batch of candidates to a script
+// that reads every candidate's exact ATime from the record itself and
+// deletes only those before the cutoff: a session touched after Cleanup
+// chose it is kept. The scripts run one at a time, each holding its node
+// for one batch (WithCleanupBatch, default 500), so requests queue behind
+// one batch at most. Several servers may run Cleanup at once; each record
+// is deleted, and counted, once.
 //
 // # Expiry
 //

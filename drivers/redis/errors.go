@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	session "github.com/websession/websession/core"
 )
@@ -24,9 +25,15 @@ var errClosed = fmt.Errorf("redis: %w", session.ErrClosed)
 // read timeout of its own), the context's error is wrapped too, so that
 // errors.Is(err, context.Canceled) holds for a cancelled call whatever the
 // client made of it.
+//
+// A script's refusal to touch a key that holds no record of this store
+// (an error reply starting "CORRUPT") wraps ErrCorrupt as well.
 func wrap(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("redis: %s: %w: %w", op, cerr, err)
+	}
+	if strings.HasPrefix(err.Error(), "CORRUPT ") {
+		return fmt.Errorf("redis: %s: %w: %w", op, ErrCorrupt, err)
 	}
 	return fmt.Errorf("redis: %s: %w", op, err)
 }

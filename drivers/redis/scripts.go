@@ -161,13 +161,15 @@ return {}
 //
 //	KEYS: index, record...
 //	ARGV: cutoff (3 numbers, see timeWords), cutoff score, member...
-//	returns {deleted, kept, owner, token, member, ...}: kept counts the
-//	records kept whose score is still the cutoff's (so still in the range
-//	Cleanup reads); then one triple per deleted record that had an owner
+//	returns {deleted, kept, {corrupt key, ...}, owner, token, member, ...}:
+//	kept counts the records kept whose score is still the cutoff's (so
+//	still in the range Cleanup reads); the keys that hold no record of
+//	this store are left alone and their entries dropped; then one triple
+//	per deleted record that had an owner
 var cleanScript = newScript(`
 local hi, lo, ns, cs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {0, 0}
-local recs, members, gone = {}, {}, {}
+local out = {0, 0, 0}
+local recs, members, gone, corrupt = {}, {}, {}, {}
 local kept = 0
 for i = 2, #KEYS do
   local m = ARGV[i + 3]
@@ -175,7 +177,10 @@ for i = 2, #KEYS do
   if h == '' then
     gone[#gone + 1] = m
   elseif string.byte(h, 1) ~= 1 or #h < 42 or #h < 42 + string.byte(h, 34) then
-    return redis.error_reply('CORRUPT ' .. KEYS[i] .. ' is not a session record of this store')
+    -- Not a record of this store: left alone, its entry dropped, its
+    -- name reported.
+    corrupt[#corrupt + 1] = KEYS[i]
+    gone[#gone + 1] = m
   else
     local ahi, alo, ans = struct.unpack('>I4I4I4', h, 10)
     if ahi < hi or (ahi == hi and (alo < lo or (alo == lo and ans < ns))) then
@@ -202,6 +207,7 @@ each(members, function(...) redis.call('ZREM', KEYS[1], ...) end)
 each(gone, function(...) redis.call('ZREM', KEYS[1], ...) end)
 out[1] = #recs
 out[2] = kept
+out[3] = corrupt
 return out
 `)
 
