@@ -187,3 +187,73 @@ func benchCleanupMillion(b *testing.B, batch int) {
 	b.ReportMetric(cleanupTotal.Seconds()/float64(b.N), "cleanup-s/op")
 	b.ReportMetric(float64(expired*b.N)/cleanupTotal.Seconds(), "sessions/s")
 }
+
+// BenchmarkOwners lists, and ends, the ten sessions of one owner among
+// 10 000 sessions of 1000 owners and among 1 000 000 sessions of 100 000
+// owners: the cost must not grow with the store (issue 16's benchmark).
+func BenchmarkOwners(b *testing.B) {
+	const perOwner = 10
+	for _, total := range []int{10_000, 1_000_000} {
+		b.Run("sessions="+strconv.Itoa(total), func(b *testing.B) {
+			c := newClient(b)
+			s := testStore(b, c)
+			owners := total / perOwner
+			fillOwned(b, s, total, owners)
+			ctx := context.Background()
+			b.Run("list", func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					recs, err := s.LoadOwned(ctx, "u"+strconv.Itoa(i%owners))
+					if err != nil || len(recs) != perOwner {
+						b.Fatalf("LoadOwned = %d records, %v; want %d", len(recs), err, perOwner)
+					}
+				}
+			})
+			b.Run("end-all", func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					owner := "u" + strconv.Itoa(i%owners)
+					recs, err := s.LoadOwned(ctx, owner)
+					if err != nil || len(recs) != perOwner {
+						b.Fatalf("LoadOwned = %d records, %v; want %d", len(recs), err, perOwner)
+					}
+					for _, r := range recs {
+						if err := s.Delete(ctx, r.Key); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StopTimer()
+					for _, r := range recs {
+						mustCreate(b, s, r.Key, r.Record)
+					}
+					b.StartTimer()
+				}
+			})
+		})
+	}
+}
+
+// fillOwned writes n records, session i bound to owner "u<i mod owners>",
+// with their index and owner entries, straight into Redis as the store
+// lays them out.
+func fillOwned(tb testing.TB, s *Store, n, owners int) {
+	tb.Helper()
+	ctx := context.Background()
+	const chunk = 5000
+	for start := 0; start < n; start += chunk {
+		pipe := s.client.Pipeline()
+		for i := start; i < min(n, start+chunk); i++ {
+			key := "s" + strconv.Itoa(i)
+			owner := "u" + strconv.Itoa(i%owners)
+			sh := shardOf(key)
+			token := uint64(i) | 1
+			r := session.Record{Data: benchData, ATime: t0, Created: t0, Owner: owner}
+			pipe.Set(ctx, s.recPrefix[sh]+key, encode(r, 1, token), 0)
+			pipe.ZAdd(ctx, s.indexKey[sh], redis.Z{Score: float64(score(t0)), Member: key})
+			pipe.HSet(ctx, s.ownerKey(owner), key, versionBytes(token))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
