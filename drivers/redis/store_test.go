@@ -527,6 +527,16 @@ func TestRoundTrips(t *testing.T) {
 	measure("Touch of an owned record", 1, func() error { return s.Touch(ctx, "o", t0) })
 	measure("Cleanup, nothing to delete", Shards/readGroup, func() error { _, err := s.Cleanup(ctx, t0.Add(-time.Hour)); return err })
 	measure("LoadOwned, one session", 2, func() error { _, err := s.LoadOwned(ctx, "alice"); return err })
+	measure("Delete of an owned record", 2, func() error { return s.Delete(ctx, "o") })
+
+	// The Cluster protocol, on the same connection.
+	m := testStore(t, multiStep{c})
+	owned.Version = 0
+	measure("Create with an owner (Cluster protocol)", 2, func() error { return m.Create(ctx, "o", owned) })
+	owned.Version = 1
+	measure("Update, same owner (Cluster protocol)", 1, func() error { return m.Update(ctx, "o", owned) })
+	owned.Version, owned.Owner = 2, "bob"
+	measure("Update to another owner (Cluster protocol)", 4, func() error { return m.Update(ctx, "o", owned) })
 }
 
 // TestStandaloneRestart restarts a private redis-server under a store in
