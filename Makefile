@@ -12,7 +12,7 @@
 SHELL   := /bin/bash
 GO      ?= go
 # Dependency order: a module comes after the modules it requires.
-MODULES := core conformance drivers/memory drivers/disk drivers/postgres drivers/mysql examples/syncmapstore examples bench
+MODULES := core conformance drivers/memory drivers/disk drivers/postgres drivers/mysql drivers/redis examples/syncmapstore examples bench
 BENCH   ?= .
 COUNT   ?= 1
 ARGS    ?=

@@ -203,7 +203,18 @@ func targets() []target {
 			target{what: db + " ReadOnly: ours time / scs", num: k(ours, "ReadOnly"), den: k(theirs, "ReadOnly"), unit: "ns/op", bound: 0.6},
 		)
 	}
-	for _, b := range []string{"ours-memory", "ours-disk", "ours-disk-nocache", "ours-postgres", "ours-mysql"} {
+	ts = append(ts,
+		target{what: "redis ReadOnly round trips, ours", num: k("ours-redis", "ReadOnly"), unit: "roundtrips/op", bound: 1, exact: true},
+		target{what: "redis New round trips, ours", num: k("ours-redis", "New"), unit: "roundtrips/op", bound: 1, exact: true},
+		target{what: "redis Counter round trips, ours", num: k("ours-redis", "Counter"), unit: "roundtrips/op", bound: 2, exact: true},
+		target{what: "redis ReadOnly round trips, scs (for reference)", num: k("scs-redis", "ReadOnly"), unit: "roundtrips/op", bound: 1, exact: true, judgedOn: "reference"},
+		target{what: "redis Counter round trips, scs (for reference)", num: k("scs-redis", "Counter"), unit: "roundtrips/op", bound: 2, exact: true, judgedOn: "reference"},
+		target{what: "redis ReadOnly: ours time / scs", num: k("ours-redis", "ReadOnly"), den: k("scs-redis", "ReadOnly"), unit: "ns/op", bound: 0.7},
+		target{what: "redis Counter: ours time / scs", num: k("ours-redis", "Counter"), den: k("scs-redis", "Counter"), unit: "ns/op", bound: 0.7},
+		target{what: "redis ReadOnly: ours allocs / scs", num: k("ours-redis", "ReadOnly"), den: k("scs-redis", "ReadOnly"), unit: "allocs/op", bound: 0.25},
+		target{what: "redis Counter: ours allocs / scs", num: k("ours-redis", "Counter"), den: k("scs-redis", "Counter"), unit: "allocs/op", bound: 0.25},
+	)
+	for _, b := range []string{"ours-memory", "ours-disk", "ours-disk-nocache", "ours-postgres", "ours-mysql", "ours-redis"} {
 		for _, s := range []string{"ReadOnly", "ReadOnlyParallel"} {
 			ts = append(ts, target{what: b + " " + s + ": store writes per request", num: k(b, s), unit: "storewrites/op", bound: 0, exact: true})
 		}

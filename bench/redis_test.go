@@ -1,0 +1,184 @@
+package bench
+
+// The Redis backends: our drivers/redis (over go-redis) beside scs's
+// redisstore (over redigo), on the same server, each under a key prefix
+// of its own that is deleted at the end.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	scsredis "github.com/alexedwards/scs/redisstore"
+	redigo "github.com/gomodule/redigo/redis"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/websession/websession/conformance"
+	session "github.com/websession/websession/core"
+	wsredis "github.com/websession/websession/drivers/redis"
+)
+
+func init() {
+	// requireRedis, in open, skips (or fails, with CI=true) without a
+	// server, so db stays "".
+	backends = append(backends,
+		backend{name: "ours-redis", ours: true, open: openOursRedis},
+		backend{name: "scs-redis", open: openSCSRedis},
+	)
+}
+
+func redisURL() string {
+	if u := os.Getenv("WEBSESSION_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+var redisProbe = sync.OnceValue(func() error {
+	o, err := goredis.ParseURL(redisURL())
+	if err != nil {
+		return fmt.Errorf("WEBSESSION_REDIS_URL: %w", err)
+	}
+	c := goredis.NewClient(o)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
+})
+
+// requireRedis skips tb (or fails it, with CI=true) if Redis is
+// unreachable.
+func requireRedis(tb testing.TB) {
+	tb.Helper()
+	if err := redisProbe(); err != nil {
+		msg := fmt.Sprintf("redis unreachable at %q: %v; start the server or set WEBSESSION_REDIS_URL", redisURL(), err)
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("CI=true: %s", msg)
+		}
+		tb.Skipf("SKIPPING the redis backends: %s (CI=true makes this a failure)", msg)
+	}
+}
+
+// redisPrefix returns a key prefix of its own for a backend, and deletes
+// every key under it when tb ends.
+func redisPrefix(tb testing.TB) string {
+	tb.Helper()
+	prefix := uniqueName() + ":"
+	tb.Cleanup(func() {
+		o, err := goredis.ParseURL(redisURL())
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		c := goredis.NewClient(o)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		it := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		pipe := c.Pipeline()
+		for it.Next(ctx) {
+			pipe.Unlink(ctx, it.Val())
+		}
+		if err := it.Err(); err != nil {
+			tb.Errorf("cleanup: scanning %s*: %v", prefix, err)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
+			tb.Errorf("cleanup: deleting %s*: %v", prefix, err)
+		}
+	})
+	return prefix
+}
+
+func openOursRedis(tb testing.TB, cfg openConfig) *instance {
+	requireRedis(tb)
+	o, err := goredis.ParseURL(redisURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tr := new(trips)
+	o.Dialer = tr.DialContext
+	o.ContextTimeoutEnabled = true
+	if cfg.maxConns > 0 {
+		o.PoolSize = cfg.maxConns
+	}
+	c := goredis.NewClient(o)
+	tb.Cleanup(func() { c.Close() })
+	s, err := wsredis.New(setupCtx(tb), c, wsredis.WithKeyPrefix(redisPrefix(tb)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return openOurs(tb, cfg, s, tr)
+}
+
+// openSCSRedis configures redigo's pool as scs's README does (MaxIdle 10),
+// so that connections are reused.
+func openSCSRedis(tb testing.TB, cfg openConfig) *instance {
+	requireRedis(tb)
+	tr := new(trips)
+	pool := &redigo.Pool{
+		MaxIdle: 10,
+		Dial:    func() (redigo.Conn, error) { return redigo.DialURL(redisURL(), redigo.DialNetDial(tr.Dial)) },
+	}
+	if cfg.maxConns > 0 {
+		pool.MaxIdle, pool.MaxActive, pool.Wait = cfg.maxConns, cfg.maxConns, true
+	}
+	tb.Cleanup(func() { pool.Close() })
+	return openSCS(tb, scsredis.NewWithPrefix(pool, redisPrefix(tb)), tr)
+}
+
+// TestRedisRoundTrips pins the round trips per request of the Redis
+// backends on one warm connection: ours one for ReadOnly and New and two
+// for Counter, and a second one for a read-only request only when its
+// touch is due; scs the same, except that it loads the session of a
+// request whose handler never uses it.
+func TestRedisRoundTrips(t *testing.T) {
+	want := map[string]map[string]int64{
+		"ours-redis": {"New": 1, "ReadOnly": 1, "Counter": 2, "Untouched": 0, "ReadOnly, touch due": 2},
+		"scs-redis":  {"New": 1, "ReadOnly": 1, "Counter": 2, "Untouched": 1},
+	}
+	for _, name := range []string{"ours-redis", "scs-redis"} {
+		be := backendNamed(name)
+		t.Run("backend="+name, func(t *testing.T) {
+			clk := conformance.NewFakeClock()
+			in := be.open(t, openConfig{maxConns: 1, opts: []session.Option{session.WithClock(clk.Now)}})
+			l := in.lib
+			read, count, untouched, create := l.wrap(readHandler(l)), l.wrap(counterHandler(l)), l.wrap(untouchedHandler), l.wrap(newHandler(l))
+			cookieOf := func(w *respWriter) string {
+				c, err := w.sessionCookie()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			cookie := cookieOf(serve(create, ""))
+			serve(count, cookie) // warm: the connection, every script once
+			got := map[string]int64{}
+			measure := func(kind string, h http.Handler, cookie, body string) {
+				before := in.trips.load()
+				w := serve(h, cookie)
+				got[kind] = in.trips.load() - before
+				if err := w.check(body); err != nil {
+					t.Fatalf("%s: %v", kind, err)
+				}
+			}
+			measure("New", create, "", "1")
+			measure("ReadOnly", read, cookie, "2")
+			measure("Counter", count, cookie, "3")
+			measure("Untouched", untouched, cookie, "ok")
+			if be.ours {
+				clk.Advance(session.DefaultTouchInterval)
+				measure("ReadOnly, touch due", read, cookie, "3")
+			}
+			for kind, w := range want[name] {
+				if got[kind] != w {
+					t.Errorf("%s: %d round trips, want %d", kind, got[kind], w)
+				}
+			}
+			t.Logf("round trips per request: %v", got)
+		})
+	}
+}
