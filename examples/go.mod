@@ -14,12 +14,19 @@ require (
 )
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/redis/go-redis/v9 v9.22.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+)
+
+require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
-	golang.org/x/sys v0.13.0 // indirect
+	github.com/websession/websession/drivers/redis v0.0.0
+	golang.org/x/sys v0.41.0 // indirect
 )
 
 replace (
@@ -30,3 +37,5 @@ replace (
 	github.com/websession/websession/drivers/mysql => ../drivers/mysql
 	github.com/websession/websession/drivers/postgres => ../drivers/postgres
 )
+
+replace github.com/websession/websession/drivers/redis => ../drivers/redis

@@ -97,6 +97,23 @@ func TestPostgresTwoServersShareCounts(t *testing.T) { testSharedAcrossServers(t
 
 func TestMySQLTwoServersShareCounts(t *testing.T) { testSharedAcrossServers(t, proctest.MySQL) }
 
+// TestRedisTwoServersShareCounts: two counters over one Redis, as the
+// README's quickstart shows.
+func TestRedisTwoServersShareCounts(t *testing.T) {
+	args := []string{"-store", "redis", "-dsn", proctest.RedisDSN(t)}
+	p1, p2 := start(t, t.TempDir(), args...), start(t, t.TempDir(), args...)
+	if !strings.Contains(p1.Line, "redis store") {
+		t.Fatalf("start-up line %q does not name the redis store", p1.Line)
+	}
+	b := newBrowser(t, p1.Base)
+	for i := 1; i <= 6; i++ {
+		b.base = []string{p1.Base, p2.Base}[i%2]
+		if got := b.get("/count"); got != fmt.Sprint(i) {
+			t.Fatalf("request %d (server %d): %q, want %d", i, 1+i%2, got, i)
+		}
+	}
+}
+
 func TestDatabaseStoresNeedDSN(t *testing.T) {
 	for _, name := range []string{"postgres", "mysql"} {
 		err := run(context.Background(), []string{"-store", name}, os.Stdout)

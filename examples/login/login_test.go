@@ -180,6 +180,20 @@ func testSignInAndDevices(t *testing.T, args ...string) {
 
 func TestSignInAndDevicesMemory(t *testing.T) { testSignInAndDevices(t, "-store", "memory") }
 
+func TestSignInAndDevicesPostgres(t *testing.T) {
+	dsn, table := proctest.Postgres.Prepare(t)
+	testSignInAndDevices(t, "-store", "postgres", "-dsn", dsn, "-table", table)
+}
+
+func TestSignInAndDevicesMySQL(t *testing.T) {
+	dsn, table := proctest.MySQL.Prepare(t)
+	testSignInAndDevices(t, "-store", "mysql", "-dsn", dsn, "-table", table)
+}
+
+func TestSignInAndDevicesRedis(t *testing.T) {
+	testSignInAndDevices(t, "-store", "redis", "-dsn", proctest.RedisDSN(t))
+}
+
 func TestSignInAndDevicesDisk(t *testing.T) {
 	testSignInAndDevices(t, "-store", "disk", "-dir", t.TempDir())
 }

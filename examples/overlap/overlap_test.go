@@ -49,3 +49,9 @@ func testTwoProcessesSQL(t *testing.T, db proctest.Database) {
 func TestTwoProcessesPostgres(t *testing.T) { testTwoProcessesSQL(t, proctest.Postgres) }
 
 func TestTwoProcessesMySQL(t *testing.T) { testTwoProcessesSQL(t, proctest.MySQL) }
+
+func TestTwoProcessesRedis(t *testing.T) {
+	args := []string{"-store", "redis", "-dsn", proctest.RedisDSN(t)}
+	a, b := start(t, args...), start(t, args...)
+	loadAndCheck(t, a.Base, b.Base)
+}

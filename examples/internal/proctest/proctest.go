@@ -11,10 +11,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -200,4 +203,50 @@ func StartInProcess(t *testing.T, run func(ctx context.Context, args []string, s
 		t.Fatal("the program did not start within 30s")
 	}
 	return ""
+}
+
+// RedisDSN returns the Redis URL of the tests (WEBSESSION_REDIS_DSN,
+// default redis://127.0.0.1:6379/0). An unreachable Redis skips the test
+// loudly, or fails it with CI=true.
+func RedisDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("WEBSESSION_REDIS_DSN")
+	if dsn == "" {
+		dsn = "redis://127.0.0.1:6379/0"
+	}
+	err := pingRedis(dsn)
+	if err != nil {
+		msg := fmt.Sprintf("redis unreachable at %q: %v (set WEBSESSION_REDIS_DSN)", dsn, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPING: " + msg)
+	}
+	return dsn
+}
+
+// pingRedis sends PING to the server of a redis:// URL without a client
+// library, which the examples get only through the driver.
+func pingRedis(dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return err
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(reply, "+PONG") {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(reply))
+	}
+	return nil
 }

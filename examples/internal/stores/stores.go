@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	redisstore "github.com/websession/websession/drivers/redis"
+
 	session "github.com/websession/websession/core"
 	"github.com/websession/websession/drivers/disk"
 	"github.com/websession/websession/drivers/memory"
@@ -73,6 +75,16 @@ var kinds = map[string]kind{
 		}
 		return s, "mysql store, table " + s.Table(), func() { s.Close() }, nil
 	}},
+	"redis": {flags: []string{"dsn"}, open: func(ctx context.Context, f *Flags) (session.Store, string, func(), error) {
+		if *f.dsn == "" {
+			return nil, "", nil, errors.New("-store redis needs -dsn, e.g. redis://127.0.0.1:6379/0")
+		}
+		s, err := redisstore.Open(ctx, *f.dsn)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return s, "redis store at " + *f.dsn + ", keys " + s.KeyPrefix() + "*", func() { s.Close() }, nil
+	}},
 }
 
 // Names lists the stores, sorted.
@@ -91,7 +103,7 @@ func Register(fs *flag.FlagSet) *Flags {
 		fs:    fs,
 		name:  fs.String("store", Default, "session store: "+strings.Join(Names(), ", ")),
 		dir:   fs.String("dir", "./sessions", "directory of the disk store"),
-		dsn:   fs.String("dsn", "", "data source name of the postgres or mysql store"),
+		dsn:   fs.String("dsn", "", "data source name of the postgres, mysql or redis store (redis://host:port/db)"),
 		table: fs.String("table", "sessions", "table of the postgres or mysql store (created if missing)"),
 	}
 }
