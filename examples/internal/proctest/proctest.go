@@ -205,18 +205,18 @@ func StartInProcess(t *testing.T, run func(ctx context.Context, args []string, s
 	return ""
 }
 
-// RedisDSN returns the Redis URL of the tests (WEBSESSION_REDIS_DSN,
+// RedisDSN returns the Redis URL of the tests (WEBSESSION_REDIS_URL,
 // default redis://127.0.0.1:6379/0). An unreachable Redis skips the test
 // loudly, or fails it with CI=true.
 func RedisDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("WEBSESSION_REDIS_DSN")
+	dsn := os.Getenv("WEBSESSION_REDIS_URL")
 	if dsn == "" {
 		dsn = "redis://127.0.0.1:6379/0"
 	}
 	err := pingRedis(dsn)
 	if err != nil {
-		msg := fmt.Sprintf("redis unreachable at %q: %v (set WEBSESSION_REDIS_DSN)", dsn, err)
+		msg := fmt.Sprintf("redis unreachable at %q: %v (set WEBSESSION_REDIS_URL)", dsn, err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
