@@ -136,9 +136,12 @@
 //   - Reads never block and never fail for overlapping writers: a request
 //     sees the session as it was loaded, plus its own changes.
 //
-// Saves of one session inside one process take turns, each starting from
-// what the previous one wrote, so they cost one store write each and never
-// conflict with each other. Conflicts with other processes are retried with
+// Saves of one session inside one process never conflict with each other:
+// those that arrive while one is being written wait, and are then written
+// together, each applied in turn on top of the ones before it as if they
+// had run one after the other, in one compare-and-swap (each still gets
+// its own outcome: a stale read fails only its own request). Fifty
+// overlapping saves cost a few store writes, not fifty. Conflicts with other processes are retried with
 // jittered exponential backoff until the save's deadline. Every store call
 // is bounded by WithStoreTimeout (5s by default): a stalled store ends the
 // request with an error (503 by default) and frees its goroutine and its

@@ -271,10 +271,11 @@ func TestUpdateIncrementsAcrossManagers(t *testing.T) {
 	}
 }
 
-// TestInProcessSavesTakeTurns: overlapping saves of one session in one
-// process wait for each other and rebase on what the previous one wrote,
-// so each costs one Update and no reload, whatever the order.
-func TestInProcessSavesTakeTurns(t *testing.T) {
+// TestInProcessSavesAreGrouped: overlapping saves of one session in one
+// process never fight through the store: those that arrive while one is
+// written wait, and are then written together in one Update, with no
+// reload.
+func TestInProcessSavesAreGrouped(t *testing.T) {
 	const n = 10
 	hold := newHoldAll(n)
 	e := newEnv(t, contentionMux(t, hold))
@@ -307,8 +308,9 @@ func TestInProcessSavesTakeTurns(t *testing.T) {
 			t.Fatalf("writer %d: status %d", i, code)
 		}
 	}
-	if u, l := e.store.count("Update"), e.store.count("Load"); u != n || l != n {
-		t.Fatalf("%d Updates and %d Loads for %d overlapping writers, want %d and %d: saves fought through the store", u, l, n, n, n)
+	// The first save, then the other n-1, which queued behind it, in one.
+	if u, l := e.store.count("Update"), e.store.count("Load"); u != 2 || l != n {
+		t.Fatalf("%d Updates and %d Loads for %d overlapping writers, want 2 (the first save, then the rest together) and %d (no reload)", u, l, n, n)
 	}
 	for i := range n {
 		if got := c.body(fmt.Sprintf("/get?k=w%d", i)); got != strconv.Quote(strconv.Itoa(i)) {
@@ -536,5 +538,43 @@ func TestUpdateFailsOnAStaleReadOfAnotherKey(t *testing.T) {
 	}
 	if v := c.body("/get?k=total"); v != "" {
 		t.Fatalf("total = %s, want unset", v)
+	}
+}
+
+// TestGroupedSavesFailAlone: saves written together still each get their
+// own outcome. Of two read-then-writes of one value that overlap, one
+// lands and one fails with 409, whether they are written in one batch or
+// not; a blind write beside them lands.
+func TestGroupedSavesFailAlone(t *testing.T) {
+	for round := range 20 {
+		hold := newHoldAll(3)
+		e := newEnv(t, splitMux(t, hold, func(r *http.Request) bool { return r.URL.Query().Has("held") }))
+		c := e.client()
+		c.body("/count") // count = 1
+		done := make(chan []int)
+		go func() {
+			codes, _ := parallel(c, 3, func(i int) string {
+				if i == 0 {
+					return "/set?held&k=blind&v=x"
+				}
+				return "/count?held"
+			})
+			done <- codes
+		}()
+		hold.loaded.Wait()
+		close(hold.release)
+		codes := <-done
+		if codes[0] != 200 {
+			t.Fatalf("round %d: the blind write got %d", round, codes[0])
+		}
+		if !(codes[1] == 200 && codes[2] == 409 || codes[1] == 409 && codes[2] == 200) {
+			t.Fatalf("round %d: two overlapping read-then-writes got %d and %d, want one 200 and one 409", round, codes[1], codes[2])
+		}
+		if got := c.body("/get?k=count"); got != "2" {
+			t.Fatalf("round %d: count = %s, want 2", round, got)
+		}
+		if got := c.body("/get?k=blind"); got != `"x"` {
+			t.Fatalf("round %d: the blind write was lost: %s", round, got)
+		}
 	}
 }

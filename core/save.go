@@ -3,11 +3,13 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -24,11 +26,12 @@ import (
 // and the CAS is tried again. An Update function is re-run on the fresh
 // value instead of being re-applied.
 //
-// Saves of one session inside one process wait for each other (saveSlots),
-// so they never conflict through the store: the next one rebases on the
-// values the previous one wrote, kept in memory, without a reload. Only
-// another process's saves cause conflicts; those retry with jittered
-// backoff until the save's deadline (WithStoreTimeout).
+// Saves of one session inside one process never fight through the store
+// (saveSlots): while one is written, the others queue; the first of them
+// then writes them all, merged in arrival order, in one compare-and-swap
+// on top of what the previous write left, kept in memory, without a
+// reload. Only another process's saves cause conflicts; those retry with
+// jittered backoff until the save's deadline (WithStoreTimeout).
 
 // commit saves the session and sets the response headers it needs. It runs
 // once, when the response is committed.
@@ -164,18 +167,24 @@ var tombstone = []byte{}
 // the old record in between is carried over (or, if it invalidates what
 // this request read, fails this one) instead of being lost; a save coming
 // after the retirement finds the tombstone and fails with ErrConflict.
-// Finally the old record is deleted.
+// Finally the old record is deleted. It takes the old record's turn alone.
 func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 	m := s.m
 	oldKey := s.key
-	slot, err := m.slots.acquire(ctx, oldKey)
+	slot := m.slots.ref(oldKey)
+	defer m.slots.unref(oldKey, slot)
+	me := &saveReq{s: s, exclusive: true}
+	batch, err := slot.join(ctx, me)
 	if err != nil {
 		return fmt.Errorf("session: regenerate: %w", err)
 	}
-	defer m.slots.release(oldKey, slot)
-	if err := s.catchUp(slot); err != nil {
-		return err
+	defer slot.finish(batch)
+	if slot.known && slot.rec.Version != s.rec.Version {
+		if err := s.rebase(envelope{ip: slot.ip, meta: slot.meta, values: maps.Clone(slot.values)}, slot.rec); err != nil {
+			return err
+		}
 	}
+	slot.forget()
 	old := s.rec
 	// insert settles the unit; keep it, to re-apply it if the old record
 	// moved on meanwhile.
@@ -184,7 +193,6 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 	if err := s.insert(ctx, now); err != nil {
 		return err
 	}
-	slot.forget()
 	newKey, newVersion := s.key, s.rec.Version
 	dropNew := func(cause error) error {
 		if err := m.store.Delete(ctx, newKey); err != nil {
@@ -206,12 +214,12 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 		if !errors.Is(err, ErrConflict) {
 			return dropNew(fmt.Errorf("session: regenerate: retiring the old record: %w", err))
 		}
-		// Another request saved into the old record after this one loaded
-		// it: bring its changes over, as a save would.
+		// Another process saved into the old record after this request
+		// loaded it: bring its changes over, as a save would.
 		if err := backoff(ctx, attempt); err != nil {
 			return dropNew(fmt.Errorf("session: regenerate: %w", err))
 		}
-		rec, env, err := s.reload(ctx, oldKey, now)
+		rec, env, err := m.reload(ctx, oldKey, now)
 		if err != nil {
 			return dropNew(err)
 		}
@@ -242,77 +250,140 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 }
 
 // save writes the request's unit of changes to the existing record, and
-// applies op (an Update function) last, re-running it on every retry.
+// applies op (an Update function) last, re-running it on every retry. It
+// waits for the session's turn in this process; the saves that queued
+// behind another are written together, by the first of them (writeBatch).
 func (s *Session) save(ctx context.Context, now time.Time, op updater) error {
 	m := s.m
-	slot, err := m.slots.acquire(ctx, s.key)
+	slot := m.slots.ref(s.key)
+	defer m.slots.unref(s.key, slot)
+	me := &saveReq{s: s, op: op}
+	batch, err := slot.join(ctx, me)
 	if err != nil {
-		return fmt.Errorf("session: save: %w", err)
+		return fmt.Errorf("session: save: waiting for the other saves of this session: %w", err)
 	}
-	defer m.slots.release(s.key, slot)
-	if err := s.catchUp(slot); err != nil {
-		return err
+	if batch != nil {
+		m.writeBatch(ctx, now, slot, batch)
+		slot.finish(batch)
 	}
-	var buf []byte
-	for attempt := 0; ; attempt++ {
-		if op != nil {
-			if err := op.apply(s); err != nil {
-				return err
-			}
-		}
-		buf = encodeEnvelope(buf[:0], s.ip, &s.meta, s.values)
-		if len(buf) > m.cfg.maxDataSize {
-			return tooLarge(len(buf), m.cfg.maxDataSize)
-		}
-		err := m.store.Update(ctx, s.key, s.record(buf, now))
-		switch {
-		case err == nil:
-			s.rec.Version++
-			s.rec.ATime = now
-			// After an Update the request goes on, changing s.values in place.
-			slot.remember(s, op != nil)
-			if s.cookieMaxAge() > 0 || s.metaSet&maxAgeSet != 0 {
-				s.cookiePending = true // slide the persistent cookie, or send the new kind
-			}
-			s.settle()
-			return nil
-		case errors.Is(err, ErrNotFound):
-			slot.forget()
-			return errEnded
-		case errors.Is(err, ErrConflict):
-			slot.forget()
-			if err := backoff(ctx, attempt); err != nil {
-				return fmt.Errorf("session: save: %w (after %d version conflicts)", err, attempt+1)
-			}
-			rec, env, err := s.reload(ctx, s.key, now)
-			if err != nil {
-				return err
-			}
-			if err := s.rebase(env, rec); err != nil {
-				return err
-			}
-		default:
-			slot.forget()
-			return fmt.Errorf("session: save: %w", err)
-		}
-	}
+	return me.err
 }
 
-// catchUp rebases the request's unit on the values another request of
-// this process saved after this one loaded, if any, sparing the reload a
-// version conflict would cost.
-func (s *Session) catchUp(slot *saveSlot) error {
-	if !slot.known || slot.rec.Version == s.rec.Version {
-		return nil
+// sessionState is a session as a batch builds it.
+type sessionState struct {
+	rec    Record // Data nil
+	ip     []byte
+	meta   sessionMeta
+	values map[string]json.RawMessage
+}
+
+// writeBatch writes the saves of batch (batch[0] leads; its context bounds
+// the work, and its deadline is the batch's earliest) as one
+// compare-and-swap: each member's unit is applied in turn on top of the
+// ones before it, as if they had run one after the other, and a member
+// whose reads went stale fails alone. It sets each member's outcome.
+func (m *Manager) writeBatch(ctx context.Context, now time.Time, slot *saveSlot, batch []*saveReq) {
+	key := batch[0].s.key
+	live := slices.Clone(batch) // DeleteFunc below works in place; batch stays whole
+	// fail ends members with err, keeping the others.
+	fail := func(err error, which ...*saveReq) {
+		for _, r := range which {
+			r.err = err
+		}
+		live = slices.DeleteFunc(live, func(r *saveReq) bool { return r.err != nil })
 	}
-	return s.rebase(envelope{ip: slot.ip, meta: slot.meta, values: maps.Clone(slot.values)}, slot.rec)
+	// build applies the live members on st, dropping those that fail; the
+	// first member's unit is already in st when pre is true.
+	var st sessionState
+	build := func(base sessionState, pre bool) {
+		st = base
+		for _, r := range live {
+			var err error
+			if pre && r == batch[0] {
+				if r.op != nil {
+					err = r.op.apply(st.values)
+				}
+			} else {
+				err = r.s.applyTo(&st, r.op)
+			}
+			if err != nil {
+				r.err = err
+			}
+		}
+		fail(nil) // drop the members that failed
+	}
+	leader := batch[0].s
+	switch {
+	case slot.known && slot.rec.Version != leader.rec.Version:
+		// This process saved since the leader loaded: start from that.
+		build(sessionState{slot.rec, slot.ip, slot.meta, maps.Clone(slot.values)}, false)
+	case len(batch) == 1:
+		build(sessionState{leader.rec, leader.ip, leader.meta, leader.values}, true)
+	default:
+		build(sessionState{leader.rec, leader.ip, leader.meta, maps.Clone(leader.values)}, true)
+	}
+	var buf []byte
+	for attempt := 0; len(live) > 0; attempt++ {
+		if m.cfg.ignoreChangeIP {
+			st.ip = noIP
+		}
+		buf = encodeEnvelope(buf[:0], st.ip, &st.meta, st.values)
+		if len(buf) > m.cfg.maxDataSize {
+			fail(tooLarge(len(buf), m.cfg.maxDataSize), live...)
+			break
+		}
+		err := m.store.Update(ctx, key, Record{Data: buf, ATime: now, Version: st.rec.Version, Owner: ownerKey(st.meta.owner)})
+		switch {
+		case err == nil:
+			st.rec.Version++
+			st.rec.ATime = now
+			for _, r := range live {
+				r.s.adopt(st, r.op != nil)
+			}
+			slot.remember(st.rec, st.ip, st.meta, st.values)
+			return
+		case errors.Is(err, ErrConflict):
+			// Another process saved: start again from what it wrote.
+			slot.forget()
+			if err := backoff(ctx, attempt); err != nil {
+				fail(fmt.Errorf("session: save: %w (after %d version conflicts)", err, attempt+1), live...)
+				break
+			}
+			rec, env, err := m.reload(ctx, key, now)
+			if err != nil {
+				fail(err, live...)
+				break
+			}
+			build(sessionState{rec, env.ip, env.meta, env.values}, false)
+		case errors.Is(err, ErrNotFound):
+			fail(errEnded, live...)
+		default:
+			fail(fmt.Errorf("session: save: %w", err), live...)
+		}
+	}
+	slot.forget()
+}
+
+// adopt makes st, just saved, the session's: its unit is settled.
+// private asks for a copy of the values, for a request that goes on.
+func (s *Session) adopt(st sessionState, private bool) {
+	s.values, s.ip, s.meta = st.values, st.ip, st.meta
+	if private {
+		s.values = maps.Clone(st.values)
+	}
+	s.rec = st.rec
+	s.rec.Data = nil
+	if s.cookieMaxAge() > 0 || s.metaSet&maxAgeSet != 0 {
+		s.cookiePending = true // slide the persistent cookie, or send the new kind
+	}
+	s.settle()
 }
 
 // reload loads the record under key after a version conflict. A record
 // gone, retired or expired means the session was ended meanwhile.
-func (s *Session) reload(ctx context.Context, key string, now time.Time) (Record, envelope, error) {
-	rec, err := s.m.store.Load(ctx, key)
-	if errors.Is(err, ErrNotFound) || err == nil && (len(rec.Data) == 0 || s.m.expired(rec, now)) {
+func (m *Manager) reload(ctx context.Context, key string, now time.Time) (Record, envelope, error) {
+	rec, err := m.store.Load(ctx, key)
+	if errors.Is(err, ErrNotFound) || err == nil && (len(rec.Data) == 0 || m.expired(rec, now)) {
 		return rec, envelope{}, errEnded
 	}
 	if err != nil {
@@ -325,46 +396,56 @@ func (s *Session) reload(ctx context.Context, key string, now time.Time) (Record
 	return rec, env, nil
 }
 
-// rebase puts the request's unit on top of env, the session as another
-// request left it: it fails if a value this request read has changed
-// since, and otherwise re-applies this request's changes. env's values
-// become the session's.
-func (s *Session) rebase(env envelope, rec Record) error {
-	values := env.values
-	if s.ownerRd != nil && *s.ownerRd != env.meta.owner {
+// applyTo puts the request's unit on top of st, the session as other
+// requests left it: it fails if a value this request read has changed
+// since, and otherwise applies this request's changes, then op.
+func (s *Session) applyTo(st *sessionState, op updater) error {
+	if s.ownerRd != nil && *s.ownerRd != st.meta.owner {
 		return &conflictError{key: "(owner)"}
 	}
 	for _, r := range s.reads {
-		cur, ok := values[r.key]
+		cur, ok := st.values[r.key]
 		if ok != (r.raw != nil) || !bytes.Equal(cur, r.raw) {
 			return &conflictError{key: r.key}
 		}
 	}
 	if s.cleared {
-		clear(values)
+		clear(st.values)
 	}
 	for _, c := range s.changes {
 		if c.raw == nil {
-			delete(values, c.key)
+			delete(st.values, c.key)
 		} else {
-			values[c.key] = c.raw
+			st.values[c.key] = c.raw
 		}
 	}
-	meta := env.meta
 	if s.metaSet&ownerSet != 0 {
-		meta.owner = s.meta.owner
+		st.meta.owner = s.meta.owner
 	}
 	if s.metaSet&labelsSet != 0 {
-		meta.labels = s.meta.labels
+		st.meta.labels = s.meta.labels
 	}
 	if s.metaSet&maxAgeSet != 0 {
-		meta.maxAge = s.meta.maxAge
+		st.meta.maxAge = s.meta.maxAge
+	}
+	if op != nil {
+		return op.apply(st.values)
+	}
+	return nil
+}
+
+// rebase puts the request's unit on top of env, the session as another
+// request left it (see applyTo); env's values become the session's.
+func (s *Session) rebase(env envelope, rec Record) error {
+	st := sessionState{rec, env.ip, env.meta, env.values}
+	if err := s.applyTo(&st, nil); err != nil {
+		return err
 	}
 	if s.m.cfg.ignoreChangeIP {
-		env.ip = noIP
+		st.ip = noIP
 	}
-	s.values, s.ip, s.meta = values, env.ip, meta
-	s.rec = rec
+	s.values, s.ip, s.meta = st.values, st.ip, st.meta
+	s.rec = st.rec
 	s.rec.Data = nil
 	return nil
 }

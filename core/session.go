@@ -327,7 +327,7 @@ func Update[T any](s *Session, key string, fn func(T) (T, error)) (T, error) {
 	if s.state == fresh {
 		// Nothing stored can conflict with a new session: store it now,
 		// under its new id, whose cookie the response will carry.
-		if err = op.apply(s); err == nil {
+		if err = op.apply(s.values); err == nil {
 			err = s.insert(ctx, now)
 		}
 	} else {
@@ -342,7 +342,7 @@ func Update[T any](s *Session, key string, fn func(T) (T, error)) (T, error) {
 
 // updater is an Update function to run on the values of each save attempt.
 type updater interface {
-	apply(s *Session) error
+	apply(values map[string]json.RawMessage) error
 }
 
 type updateOp[T any] struct {
@@ -351,9 +351,9 @@ type updateOp[T any] struct {
 	result T
 }
 
-func (op *updateOp[T]) apply(s *Session) error {
+func (op *updateOp[T]) apply(values map[string]json.RawMessage) error {
 	var v T
-	if raw, ok := s.values[op.key]; ok {
+	if raw, ok := values[op.key]; ok {
 		if err := decodeValue(raw, &v); err != nil {
 			return fmt.Errorf("session: value %q: %w", op.key, err)
 		}
@@ -366,7 +366,7 @@ func (op *updateOp[T]) apply(s *Session) error {
 	if err != nil {
 		return fmt.Errorf("session: value %q: %w", op.key, err)
 	}
-	s.values[op.key] = raw
+	values[op.key] = raw
 	op.result = v
 	return nil
 }

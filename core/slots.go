@@ -3,17 +3,19 @@ package session
 import (
 	"context"
 	"encoding/json"
-	"maps"
+	"slices"
 	"sync"
 )
 
-// saveSlots makes the saves of one session inside one process take turns.
-// Without it, N overlapping requests of one session each load version v,
-// and all but one of their compare-and-swaps fail and reload: O(N²) store
-// calls, and under load some run out of retries. With it, each save waits
-// for the one before and starts from the values that one wrote, so it needs
-// a single store call. A slot exists only while some request holds or waits
-// for it.
+// saveSlots makes the saves of one session inside one process take turns
+// and group them. Without it, N overlapping requests of one session each
+// load version v, and all but one of their compare-and-swaps fail and
+// reload: O(N²) store calls, and under load some run out of time. With
+// it, the saves that arrive while one is being written wait, and the first
+// of them writes them all, merged, in one compare-and-swap (group commit):
+// N overlapping saves cost a few store writes, not N, and never conflict
+// with each other. A slot exists only while some save holds or waits for
+// it.
 type saveSlots struct {
 	shards [32]slotShard
 }
@@ -23,14 +25,17 @@ type slotShard struct {
 	m  map[string]*saveSlot
 }
 
-// saveSlot is the turn of one session's saves. Its fields other than sem
-// and refs are read and written only by the holder of sem.
+// saveSlot is the turn of one session's saves.
 type saveSlot struct {
-	sem  chan struct{} // holds one token while a save runs
-	refs int           // holders and waiters; guarded by the shard's mu
+	refs int // saves holding or waiting for the slot; guarded by the shard's mu
 
-	// What the last save of this process wrote, while other saves wait
-	// for the slot: known is false when the store may hold anything newer.
+	mu    sync.Mutex
+	busy  bool       // a batch is being written
+	queue []*saveReq // waiting, in arrival order
+
+	// What this process last wrote, while other saves wait: known is false
+	// when the store may hold anything newer. Read and written only by the
+	// leader of the batch being written.
 	known  bool
 	rec    Record // Data nil
 	ip     []byte
@@ -38,17 +43,34 @@ type saveSlot struct {
 	values map[string]json.RawMessage // never changed once here
 }
 
-var slotPool = sync.Pool{New: func() any { return &saveSlot{sem: make(chan struct{}, 1)} }}
+// saveReq is one save waiting for, or taking part in, a batch.
+type saveReq struct {
+	s         *Session
+	op        updater // an Update function to run last, or nil
+	exclusive bool    // a Regenerate: written alone
+	err       error   // its outcome, set by the batch's leader
+	done      chan turn
+}
+
+// turn is what a waiting save is told: its outcome (err), or that it leads
+// the next batch (batch, with it first).
+type turn struct {
+	err   error
+	batch []*saveReq
+}
+
+var slotPool = sync.Pool{New: func() any { return new(saveSlot) }}
 
 func (t *saveSlots) shard(key string) *slotShard {
 	// Store keys are base64 of a hash: their bytes are already uniform.
 	return &t.shards[key[len(key)-1]%byte(len(t.shards))]
 }
 
-// acquire waits for key's turn, or until ctx ends.
-func (t *saveSlots) acquire(ctx context.Context, key string) (*saveSlot, error) {
+// ref returns key's slot, making it if needed; unref lets it go.
+func (t *saveSlots) ref(key string) *saveSlot {
 	sh := t.shard(key)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	sl := sh.m[key]
 	if sl == nil {
 		if sh.m == nil {
@@ -58,28 +80,11 @@ func (t *saveSlots) acquire(ctx context.Context, key string) (*saveSlot, error) 
 		sh.m[key] = sl
 	}
 	sl.refs++
-	sh.mu.Unlock()
-	select {
-	case sl.sem <- struct{}{}:
-		return sl, nil
-	default:
-	}
-	select {
-	case sl.sem <- struct{}{}:
-		return sl, nil
-	case <-ctx.Done():
-		t.unref(sh, key, sl)
-		return nil, ctx.Err()
-	}
+	return sl
 }
 
-// release ends the turn taken by acquire.
-func (t *saveSlots) release(key string, sl *saveSlot) {
-	<-sl.sem
-	t.unref(t.shard(key), key, sl)
-}
-
-func (t *saveSlots) unref(sh *slotShard, key string, sl *saveSlot) {
+func (t *saveSlots) unref(key string, sl *saveSlot) {
+	sh := t.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sl.refs--
@@ -90,27 +95,76 @@ func (t *saveSlots) unref(sh *slotShard, key string, sl *saveSlot) {
 	}
 }
 
-// waiters reports whether other saves wait for sl, so that what the holder
-// wrote is worth keeping for them.
-func (t *saveSlots) waiters(key string, sl *saveSlot) bool {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sl.refs > 1
+// join queues r for key's slot and returns the batch r leads, or nil if
+// another save's batch wrote r (r.err is then its outcome). It gives up,
+// leaving r out, if ctx ends before r was taken into a batch.
+func (sl *saveSlot) join(ctx context.Context, r *saveReq) ([]*saveReq, error) {
+	sl.mu.Lock()
+	if !sl.busy {
+		sl.busy = true
+		sl.mu.Unlock()
+		return []*saveReq{r}, nil
+	}
+	r.done = make(chan turn, 1)
+	sl.queue = append(sl.queue, r)
+	sl.mu.Unlock()
+	var t turn
+	select {
+	case t = <-r.done:
+	case <-ctx.Done():
+		sl.mu.Lock()
+		if i := slices.Index(sl.queue, r); i >= 0 {
+			sl.queue = slices.Delete(sl.queue, i, i+1)
+			sl.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		sl.mu.Unlock()
+		t = <-r.done // taken into a batch already: its leader's deadline is earlier than ours
+	}
+	if t.batch != nil {
+		return t.batch, nil
+	}
+	r.err = t.err
+	return nil, nil
 }
 
-// remember keeps what s just wrote for the saves waiting their turn. s
-// must be copied when its request may still change its values in place.
-func (sl *saveSlot) remember(s *Session, copyValues bool) {
-	if !s.m.slots.waiters(s.key, sl) {
+// finish tells the other members of batch their outcomes, and passes the
+// turn to the saves that queued meanwhile: the first of them leads them,
+// up to the first exclusive one (a Regenerate leads alone).
+func (sl *saveSlot) finish(batch []*saveReq) {
+	for _, r := range batch[1:] {
+		r.done <- turn{err: r.err}
+	}
+	sl.mu.Lock()
+	if len(sl.queue) == 0 {
+		sl.busy = false
+		sl.mu.Unlock()
+		return
+	}
+	n := 1
+	if !sl.queue[0].exclusive {
+		for n < len(sl.queue) && !sl.queue[n].exclusive {
+			n++
+		}
+	}
+	next := slices.Clone(sl.queue[:n])
+	sl.queue = slices.Delete(sl.queue, 0, n)
+	sl.mu.Unlock()
+	next[0].done <- turn{batch: next}
+}
+
+// remember keeps what the batch just wrote for the saves waiting their
+// turn, if any. values must not change afterwards.
+func (sl *saveSlot) remember(rec Record, ip []byte, meta sessionMeta, values map[string]json.RawMessage) {
+	sl.mu.Lock()
+	waiting := len(sl.queue) > 0
+	sl.mu.Unlock()
+	if !waiting {
 		sl.forget()
 		return
 	}
-	values := s.values
-	if copyValues {
-		values = maps.Clone(values)
-	}
-	sl.known, sl.rec, sl.ip, sl.meta, sl.values = true, s.rec, s.ip, s.meta, values
+	rec.Data = nil
+	sl.known, sl.rec, sl.ip, sl.meta, sl.values = true, rec, ip, meta, values
 }
 
 func (sl *saveSlot) forget() {
