@@ -3,7 +3,6 @@ package disk
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -52,11 +51,11 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (SweepResult, error
 	}
 	defer s.leave()
 	if err := s.sweepRoot(ctx, &r); err != nil {
-		return r, fmt.Errorf("disk: cleanup: %w", err)
+		return r, opErr("cleanup", err)
 	}
 	for i := range s.shards {
 		if err := s.sweepShard(ctx, i, cutoff, &r); err != nil {
-			return r, fmt.Errorf("disk: cleanup: %w", err)
+			return r, opErr("cleanup", err)
 		}
 	}
 	return r, nil

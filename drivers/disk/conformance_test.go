@@ -48,7 +48,7 @@ func harness(tb testing.TB, cache, durable bool) conformance.Harness {
 			return s
 		},
 		Precision:  0, // times are stored as exact seconds and nanoseconds
-		MaxPayload: disk.MaxDataSize,
+		MaxPayload: new(disk.Store).MaxDataSize(),
 		Staleness:  staleness,
 	}
 }

@@ -45,6 +45,6 @@ func Example() {
 	fmt.Println("cleaned up:", n, err)
 	// Output:
 	// {"count":1} version 1, atime exact: true
-	// second Create: session: record already exists
+	// second Create: disk: create: session: record already exists
 	// cleaned up: 1 <nil>
 }

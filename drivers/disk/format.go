@@ -2,8 +2,6 @@ package disk
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"hash/crc32"
 	"time"
 
@@ -21,7 +19,7 @@ import (
 //	    20    8  Created, Unix seconds (int64)
 //	    28    4  Created, nanoseconds
 //	    32    8  Version (uint64)
-//	    40    4  data length n (uint32, at most MaxDataSize)
+//	    40    4  data length n (uint32, at most maxDataSize)
 //	    44    4  CRC-32C of bytes 0..43 (the header)
 //	    48    n  data
 //	  48+n    4  CRC-32C of bytes 0..48+n-1 (header and data)
@@ -40,34 +38,17 @@ const (
 
 var magic = [4]byte{'W', 'S', 'E', 'S'}
 
-// MaxDataSize is the largest Data a record may hold, in bytes. Larger data
-// is refused with an error wrapping session.ErrTooLarge, and a file whose
-// header claims more is corrupt. It is far above the manager's default
-// limit (session.DefaultMaxDataSize) and keeps a hostile or damaged file
-// from making the store allocate gigabytes.
-const MaxDataSize = 16 << 20
+// maxDataSize is the largest Data a record may hold (see
+// Store.maxDataSize); a file whose header claims more is corrupt.
+const maxDataSize = 16 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// ErrCorrupt marks a file under the store's root that holds no valid
-// session: truncated, altered, or written by something else. Load, Update
-// and Touch report such a file with an error that wraps both ErrCorrupt and
-// session.ErrNotFound, so the manager treats the session as absent (the
-// browser gets a fresh session, never a permanent error), while
-// errors.Is(err, ErrCorrupt) still tells the two cases apart. Create
-// refuses to overwrite such a file (session.ErrExists), Delete removes it,
-// and Cleanup leaves it in place and reports it.
-var ErrCorrupt = errors.New("disk: corrupt session file")
 
 // header is the fixed part of a session file.
 type header struct {
 	atime, created time.Time
 	version        uint64
 	dataLen        int
-}
-
-func corrupt(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }
 
 // putTime stores t as Unix seconds and nanoseconds at b[0:12]. Every
@@ -89,8 +70,8 @@ func getTime(b []byte) (time.Time, error) {
 
 // encode returns the file content for rec.
 func encode(rec session.Record) ([]byte, error) {
-	if len(rec.Data) > MaxDataSize {
-		return nil, fmt.Errorf("disk: %d bytes of data, at most %d fit: %w", len(rec.Data), MaxDataSize, session.ErrTooLarge)
+	if len(rec.Data) > maxDataSize {
+		return nil, tooLarge(len(rec.Data))
 	}
 	n := len(rec.Data)
 	buf := make([]byte, overhead+n)
@@ -146,8 +127,8 @@ func decodeHeader(b []byte) (header, error) {
 	}
 	h.version = binary.BigEndian.Uint64(b[32:40])
 	n := binary.BigEndian.Uint32(b[40:44])
-	if n > MaxDataSize {
-		return header{}, corrupt("data length %d above the maximum %d", n, MaxDataSize)
+	if n > maxDataSize {
+		return header{}, corrupt("data length %d above the maximum %d", n, maxDataSize)
 	}
 	h.dataLen = int(n)
 	return h, nil
@@ -176,4 +157,4 @@ func decode(buf []byte) (session.Record, error) {
 }
 
 // maxFileSize is the size of the largest valid file.
-const maxFileSize = overhead + MaxDataSize
+const maxFileSize = overhead + maxDataSize

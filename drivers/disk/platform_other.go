@@ -14,7 +14,7 @@ const oNoFollow = 0
 // platformSupported refuses systems without flock: the store's guarantees
 // between processes rest on it.
 func platformSupported() error {
-	return fmt.Errorf("disk: %w on %s (the store needs flock)", errors.ErrUnsupported, runtime.GOOS)
+	return fmt.Errorf("%w on %s (the store needs flock)", errors.ErrUnsupported, runtime.GOOS)
 }
 
 func tryLock(*os.File) (bool, error)   { return false, platformSupported() }

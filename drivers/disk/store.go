@@ -38,13 +38,6 @@ const (
 // a 205-byte name, within the usual 255-byte limit.
 var fileNames = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// Defaults of the options.
-const (
-	DefaultFileMode  fs.FileMode = 0o600
-	DefaultDirMode   fs.FileMode = 0o700
-	DefaultCacheSize             = 64 << 20
-)
-
 // Store is a session.Store keeping one file per session under a root
 // directory. It is safe for concurrent use, also by several processes
 // sharing the directory. Create one with New and release it with Close.
@@ -92,127 +85,60 @@ type shard struct {
 var _ session.Store = (*Store)(nil)
 var _ io.Closer = (*Store)(nil)
 
-// An Option configures a Store; pass options to New.
-type Option func(*config) error
-
-type config struct {
-	fileMode, dirMode fs.FileMode
-	durable           bool
-	cacheSize         int
-	logger            *slog.Logger
-}
-
-// WithDurable makes every write reach stable storage before it returns:
-// the file is fsynced before it is renamed into place and its directory
-// after. The default is false: a write survives the process crashing at any
-// point (renames are atomic), but a power failure or kernel crash may lose
-// the last seconds of writes, and some file systems may then leave a
-// session file empty, which the store reports as corrupt and treats as
-// absent. Sessions rarely justify the cost: an fsync takes from tens of
-// microseconds to tens of milliseconds depending on the device (see the
-// benchmarks in the README).
-func WithDurable(on bool) Option {
-	return func(c *config) error { c.durable = on; return nil }
-}
-
-// WithCacheSize sets how many bytes of decoded sessions the read cache may
-// hold (DefaultCacheSize, 64 MiB, by default); 0 turns the cache and its
-// file watcher off. The budget is split evenly over the store's 256
-// subdirectories, and a session larger than its share is never cached.
-func WithCacheSize(bytes int) Option {
-	return func(c *config) error {
-		if bytes < 0 {
-			return fmt.Errorf("disk: negative cache size %d", bytes)
-		}
-		c.cacheSize = bytes
-		return nil
-	}
-}
-
-// WithLogger sets where the store reports what it cannot return as an
-// error: running without the cache, files it skipped. The default is
-// slog.Default().
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return errors.New("disk: nil logger")
-		}
-		c.logger = l
-		return nil
-	}
-}
-
-// WithPermissions sets the mode of the files and directories the store
-// creates (DefaultFileMode 0600 and DefaultDirMode 0700 by default; the
-// process umask still applies). The owner must keep read and write access
-// to files and full access to directories.
-func WithPermissions(file, dir fs.FileMode) Option {
-	return func(c *config) error {
-		if file&^fs.ModePerm != 0 || file&0o600 != 0o600 {
-			return fmt.Errorf("disk: file mode %v must be permission bits including 0600", file)
-		}
-		if dir&^fs.ModePerm != 0 || dir&0o700 != 0o700 {
-			return fmt.Errorf("disk: directory mode %v must be permission bits including 0700", dir)
-		}
-		c.fileMode, c.dirMode = file, dir
-		return nil
-	}
-}
-
 // New opens the store rooted at dir, creating the directory and its
 // subdirectories if missing, and starts the file watcher of the read cache.
 // If the watcher cannot start (inotify limits, a network file system), the
 // store logs it once and works without the cache.
 func New(dir string, opts ...Option) (*Store, error) {
 	if err := platformSupported(); err != nil {
-		return nil, err
+		return nil, opErr("new", err)
 	}
-	cfg := config{fileMode: DefaultFileMode, dirMode: DefaultDirMode, cacheSize: DefaultCacheSize}
+	opt := options{fileMode: DefaultFileMode, dirMode: DefaultDirMode, cacheSize: DefaultCacheSize}
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
+		if err := o(&opt); err != nil {
+			return nil, opErr("new", err)
 		}
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
+	if opt.logger == nil {
+		opt.logger = slog.Default()
 	}
 	if dir == "" {
-		return nil, errors.New("disk: empty directory name")
+		return nil, opErr("new", errors.New("empty directory name"))
 	}
 	root, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("disk: %w", err)
+		return nil, opErr("new", err)
 	}
-	if err := os.MkdirAll(root, cfg.dirMode); err != nil {
-		return nil, fmt.Errorf("disk: %w", err)
+	if err := os.MkdirAll(root, opt.dirMode); err != nil {
+		return nil, opErr("new", err)
 	}
 	if fi, err := os.Stat(root); err != nil {
-		return nil, fmt.Errorf("disk: %w", err)
+		return nil, opErr("new", err)
 	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("disk: %s is not a directory", root)
+		return nil, opErr("new", fmt.Errorf("%s is not a directory", root))
 	}
 	s := &Store{
 		root:     root,
-		fileMode: cfg.fileMode,
-		dirMode:  cfg.dirMode,
-		durable:  cfg.durable,
-		log:      cfg.logger,
+		fileMode: opt.fileMode,
+		dirMode:  opt.dirMode,
+		durable:  opt.durable,
+		log:      opt.logger,
 		reported: make(map[string]struct{}),
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.dir = filepath.Join(root, shardName(i))
 		sh.sem = make(chan struct{}, 1)
-		if err := os.Mkdir(sh.dir, cfg.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("disk: %w", err)
+		if err := os.Mkdir(sh.dir, opt.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, opErr("new", err)
 		}
 	}
-	if cfg.durable {
+	if opt.durable {
 		if err := syncDir(root); err != nil {
-			return nil, fmt.Errorf("disk: %w", err)
+			return nil, opErr("new", err)
 		}
 	}
-	s.cache.init(s, cfg.cacheSize)
+	s.cache.init(s, opt.cacheSize)
 	return s, nil
 }
 
@@ -236,16 +162,23 @@ func shardOf(key string) int {
 // Dir returns the absolute path of the store's root directory.
 func (s *Store) Dir() string { return s.root }
 
+// MaxDataSize returns the largest Record.Data the store holds: 16 MiB, far
+// above the manager's default limit (session.DefaultMaxDataSize). Larger
+// data is refused with an error wrapping session.ErrTooLarge, and a file
+// whose header claims more is corrupt, so a hostile or damaged file cannot
+// make the store allocate gigabytes.
+func (s *Store) MaxDataSize() int { return maxDataSize }
+
 // enter starts a method: it checks ctx and that the store is open, and
 // holds life shared until leave.
 func (s *Store) enter(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("disk: %s: %w", op, err)
+		return opErr(op, err)
 	}
 	s.life.RLock()
 	if s.closed {
 		s.life.RUnlock()
-		return fmt.Errorf("disk: %s: %w", op, session.ErrClosed)
+		return opErr(op, session.ErrClosed)
 	}
 	return nil
 }
@@ -258,7 +191,7 @@ func (s *Store) enterKey(ctx context.Context, op, key string) error {
 	}
 	if !session.ValidKey(key) {
 		s.leave()
-		return fmt.Errorf("disk: %s: %w (%d bytes)", op, session.ErrInvalidKey, len(key))
+		return opErr(op, fmt.Errorf("%w (%d bytes)", session.ErrInvalidKey, len(key)))
 	}
 	return nil
 }
@@ -322,20 +255,6 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	}
 	s.cache.put(i, key, gen, rec)
 	return rec, nil
-}
-
-// readErr turns an error reading or decoding the file at path into what
-// the Store contract asks for.
-func (s *Store) readErr(op, path string, err error) error {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return session.ErrNotFound
-	case errors.Is(err, ErrCorrupt):
-		s.reportOnce(path, "disk: treating a corrupt session file as absent", err)
-		return fmt.Errorf("disk: %s %s: %w (%w)", op, path, err, session.ErrNotFound)
-	default:
-		return fmt.Errorf("disk: %s: %w", op, err)
-	}
 }
 
 // readFile returns the content of the session file at path.
@@ -411,26 +330,20 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 	rec.Version = 1
 	buf, err := encode(rec)
 	if err != nil {
-		return err
+		return opErr("create", err)
 	}
 	i, path := s.path(key)
 	sh := &s.shards[i]
 	if err := s.lock(ctx, sh); err != nil {
-		return fmt.Errorf("disk: create: %w", err)
+		return opErr("create", err)
 	}
 	defer s.unlock(sh)
 	if _, err := os.Lstat(path); err == nil {
-		return session.ErrExists
+		return opErr("create", session.ErrExists)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("disk: create: %w", err)
+		return opErr("create", err)
 	}
-	err = s.write(sh, path, buf)
-	// Evict even on error: a failed directory fsync comes after the rename.
-	s.cache.evict(i, key)
-	if err != nil {
-		return fmt.Errorf("disk: create: %w", err)
-	}
-	return nil
+	return s.commit("create", i, key, path, buf)
 }
 
 // Update implements session.Store.
@@ -439,13 +352,13 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		return err
 	}
 	defer s.leave()
-	if len(rec.Data) > MaxDataSize {
-		return fmt.Errorf("disk: update: %d bytes of data, at most %d fit: %w", len(rec.Data), MaxDataSize, session.ErrTooLarge)
+	if len(rec.Data) > maxDataSize {
+		return opErr("update", tooLarge(len(rec.Data)))
 	}
 	i, path := s.path(key)
 	sh := &s.shards[i]
 	if err := s.lock(ctx, sh); err != nil {
-		return fmt.Errorf("disk: update: %w", err)
+		return opErr("update", err)
 	}
 	defer s.unlock(sh)
 	h, err := s.readHeader(path)
@@ -453,19 +366,13 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		return s.readErr("update", path, err)
 	}
 	if h.version != rec.Version {
-		return session.ErrConflict
+		return opErr("update", session.ErrConflict)
 	}
 	buf, err := encode(session.Record{Data: rec.Data, ATime: rec.ATime, Created: h.created, Version: h.version + 1})
 	if err != nil {
-		return err
+		return opErr("update", err)
 	}
-	err = s.write(sh, path, buf)
-	// Evict even on error: a failed directory fsync comes after the rename.
-	s.cache.evict(i, key)
-	if err != nil {
-		return fmt.Errorf("disk: update: %w", err)
-	}
-	return nil
+	return s.commit("update", i, key, path, buf)
 }
 
 // Touch implements session.Store. It rewrites the whole file, data
@@ -478,7 +385,7 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	i, path := s.path(key)
 	sh := &s.shards[i]
 	if err := s.lock(ctx, sh); err != nil {
-		return fmt.Errorf("disk: touch: %w", err)
+		return opErr("touch", err)
 	}
 	defer s.unlock(sh)
 	buf, err := s.readFile(path)
@@ -489,11 +396,17 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		return s.readErr("touch", path, err)
 	}
 	setATime(buf, atime)
-	err = s.write(sh, path, buf)
-	// Evict even on error: a failed directory fsync comes after the rename.
+	return s.commit("touch", i, key, path, buf)
+}
+
+// commit ends Create, Update and Touch: it writes buf over key's file and
+// evicts key from the cache, even on error, since a failed directory fsync
+// comes after the rename.
+func (s *Store) commit(op string, i int, key, path string, buf []byte) error {
+	err := s.write(&s.shards[i], path, buf)
 	s.cache.evict(i, key)
 	if err != nil {
-		return fmt.Errorf("disk: touch: %w", err)
+		return opErr(op, err)
 	}
 	return nil
 }
@@ -507,7 +420,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	i, path := s.path(key)
 	sh := &s.shards[i]
 	if err := s.lock(ctx, sh); err != nil {
-		return fmt.Errorf("disk: delete: %w", err)
+		return opErr("delete", err)
 	}
 	defer s.unlock(sh)
 	err := os.Remove(path)
@@ -516,11 +429,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return fmt.Errorf("disk: delete: %w", err)
+		return opErr("delete", err)
 	}
 	if s.durable {
 		if err := syncDir(sh.dir); err != nil {
-			return fmt.Errorf("disk: delete: %w", err)
+			return opErr("delete", err)
 		}
 	}
 	return nil
@@ -710,7 +623,7 @@ func (s *Store) Close() error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("disk: close: %w", err)
+		return opErr("close", err)
 	}
 	return nil
 }

@@ -181,8 +181,8 @@ func TestFormatRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := encode(session.Record{Data: make([]byte, MaxDataSize+1)}); !errors.Is(err, session.ErrTooLarge) {
-		t.Errorf("encode of MaxDataSize+1 bytes: %v, want ErrTooLarge", err)
+	if _, err := encode(session.Record{Data: make([]byte, maxDataSize+1)}); !errors.Is(err, session.ErrTooLarge) {
+		t.Errorf("encode of maxDataSize+1 bytes: %v, want ErrTooLarge", err)
 	}
 }
 
