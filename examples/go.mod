@@ -14,7 +14,6 @@ require (
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
-	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
 	golang.org/x/sys v0.13.0 // indirect
 )

@@ -1,11 +1,10 @@
 package disk
 
 import (
-	"path/filepath"
+	"io"
 	"sync"
 	"sync/atomic"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 )
 
@@ -14,23 +13,44 @@ import (
 const cacheEntryOverhead = 128
 
 // cache keeps decoded records in memory so that loading a session again
-// costs no file I/O. One fsnotify watcher on the root and on each shard
-// directory (never one per file) tells it when any process changes a file;
-// the event evicts that key.
+// costs no file I/O. One inotify watch on the root and on each shard
+// directory (never one per file) tells it when any process renames a
+// session file into place or removes one; such an event evicts that key.
 //
-// An insertion must not outlive an eviction it raced with: a Load that read
-// the old file, then saw the event evict the key, then inserted what it had
-// read, would serve stale data until the next change. Each shard therefore
-// has a generation, bumped by every eviction; Load notes it before reading
-// the file and inserts only if it is unchanged.
+// A store's own writes keep their record cached: the writer stores it
+// while it still holds the shard's lock. The events of that write must
+// then not evict it, or every write would cost the next request a file
+// read. They are told apart by name, not by file identity (inodes are
+// reused): each store writes through spare files named after its own
+// random token, and inotify pairs the two halves of a rename by a cookie,
+// so a rename whose other half is this store's spare is this store's own
+// write. An event whose other half is anything else, or is unknown
+// (another process's spare, a temp file, a rename out of the tree, a
+// batch that ends between the two halves), evicts. This is sound because
+// the shard's lock orders all writers of a file: another process's write
+// after ours comes later in the event queue than ours and evicts what we
+// stored; a write before ours is superseded by what we stored.
+//
+// An insertion by Load must not outlive an eviction it raced with: a Load
+// that read the old file, then saw the event evict the key, then inserted
+// what it had read, would serve stale data until the next change. Each
+// shard therefore has a generation, bumped by every eviction and every
+// store; Load notes it before reading the file and inserts only if it is
+// unchanged.
 type cache struct {
 	s      *Store
 	on     atomic.Bool // off: no watcher, watcher lost, or store closed
 	budget int         // bytes per shard
 	shards [numShards]cacheShard
 
-	watcher *fsnotify.Watcher
-	done    chan struct{} // closed when the event goroutine ends
+	// enabled is set, before the watcher starts, if it is to run; the
+	// watcher's goroutine reads it, so it never changes afterwards.
+	enabled bool
+	watcher io.Closer
+
+	// ours holds the cookies of renames out of this store's spares whose
+	// other half has not been seen yet. Only the watcher goroutine uses it.
+	ours map[uint32]struct{}
 
 	offOnce   sync.Once
 	errLogged atomic.Bool
@@ -49,6 +69,28 @@ type cached struct {
 	size int
 }
 
+// dirEvent is one inotify event on a watched directory.
+type dirEvent struct {
+	op     evOp
+	shard  int // the shard directory, -1 for the root, -2 unknown
+	name   string
+	cookie uint32
+}
+
+type evOp uint8
+
+const (
+	evMovedFrom evOp = iota + 1
+	evMovedTo
+	evDeleted
+	evDirGone  // a watched directory was removed, moved or unmounted
+	evOverflow // events were lost
+)
+
+// startWatch starts the watcher; the package's tests replace it to
+// simulate a system where no watcher can start.
+var startWatch = startInotify
+
 // init starts the watcher and turns the cache on, or leaves it off and
 // says why, once.
 func (c *cache) init(s *Store, size int) {
@@ -56,61 +98,102 @@ func (c *cache) init(s *Store, size int) {
 	if size == 0 {
 		return
 	}
-	w, err := newWatcher()
-	if err == nil {
-		err = w.Add(s.root)
-		for i := 0; err == nil && i < numShards; i++ {
-			err = w.Add(s.shards[i].dir)
-		}
-		if err != nil {
-			w.Close()
-		}
-	}
-	if err != nil {
-		s.log.Warn("disk: cannot watch the session directory; running without the read cache",
-			"dir", s.root, "err", err)
-		return
+	dirs := make([]string, numShards)
+	for i := range dirs {
+		dirs[i] = s.shards[i].dir
 	}
 	c.budget = size / numShards
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]cached)
 	}
+	c.ours = make(map[uint32]struct{})
+	c.enabled = true
+	w, err := startWatch(s.root, dirs, c.handle, c.watchError)
+	if err != nil {
+		c.enabled = false
+		s.log.Warn("disk: cannot watch the session directory; running without the read cache",
+			"dir", s.root, "err", err)
+		return
+	}
 	c.watcher = w
-	c.done = make(chan struct{})
 	c.on.Store(true)
-	go c.run()
 }
 
-// testHookEvent, if set, sees every event after the store handled it. The
-// package's tests set it once, before any store exists, to learn when a
-// watcher has caught up.
-var testHookEvent func(*Store, fsnotify.Event)
+// testHookEvents, if set, sees every batch of events after the store
+// handled it. The package's tests set it once, before any store exists, to
+// learn when a watcher has caught up.
+var testHookEvents func(*Store, []dirEvent)
 
-// run consumes the watcher's events until it is closed. It only evicts:
-// it never calls the watcher (fsnotify serves Add and Remove on the
-// goroutine that delivers events, so calling them here could deadlock).
-func (c *cache) run() {
-	defer close(c.done)
-	events, errs := c.watcher.Events, c.watcher.Errors
-	for events != nil || errs != nil {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
+// handle evicts the keys a batch of events names, except for this store's
+// own writes. It runs on the watcher's goroutine.
+func (c *cache) handle(batch []dirEvent) {
+	for j, ev := range batch {
+		switch {
+		case ev.op == evOverflow:
+			clear(c.ours)
+			c.watchError(errOverflow)
+			continue
+		case ev.op == evDirGone:
+			c.disable("a session directory was removed, renamed or unmounted")
+			continue
+		case ev.shard == -1:
+			// The root: only the shard directories matter.
+			if isShardName(ev.name) {
+				c.disable("a session subdirectory was removed, renamed or replaced")
+			}
+			continue
+		case ev.shard < 0:
+			continue
+		}
+		if ev.name == c.s.spareName {
+			switch ev.op {
+			case evMovedFrom:
+				c.ours[ev.cookie] = struct{}{}
+			case evMovedTo:
+				delete(c.ours, ev.cookie)
+			}
+			continue
+		}
+		if ev.name == "" || ev.name[0] == '.' {
+			continue // temp, spare, lock and owner files
+		}
+		switch ev.op {
+		case evMovedTo:
+			if _, own := c.ours[ev.cookie]; own {
+				delete(c.ours, ev.cookie)
 				continue
 			}
-			c.event(ev)
-			if testHookEvent != nil {
-				testHookEvent(c.s, ev)
-			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
+		case evMovedFrom:
+			// The other half follows: an exchange with our spare moves
+			// the replaced file to the spare's name.
+			if c.movedToSpare(batch[j+1:], ev.cookie) {
 				continue
 			}
-			c.watchError(err)
+		}
+		key, ok := keyOfName(ev.name)
+		if !ok {
+			continue
+		}
+		c.evict(shardOf(key), key)
+	}
+	if len(c.ours) > 1024 {
+		// Halves never seen (moves out of the tree): forget them.
+		clear(c.ours)
+	}
+	if testHookEvents != nil {
+		testHookEvents(c.s, batch)
+	}
+}
+
+// movedToSpare reports whether the rename with cookie ends, among rest, at
+// this store's spare.
+func (c *cache) movedToSpare(rest []dirEvent, cookie uint32) bool {
+	for _, ev := range rest {
+		if ev.op == evMovedTo && ev.cookie == cookie {
+			return ev.name == c.s.spareName
 		}
 	}
+	return false
 }
 
 // watchError handles an error from the watcher. An overflow means events
@@ -123,33 +206,6 @@ func (c *cache) watchError(err error) {
 		c.s.log.Warn("disk: file watcher error; read cache dropped", "dir", c.s.root, "err", err)
 	} else {
 		c.s.log.Debug("disk: file watcher error; read cache dropped", "dir", c.s.root, "err", err)
-	}
-}
-
-// event evicts the key an event names. Events on temp and lock files are
-// ignored; losing a watched directory turns the cache off for good, since
-// changes inside it would go unseen.
-func (c *cache) event(ev fsnotify.Event) {
-	if ev.Op&^fsnotify.Chmod == 0 {
-		return
-	}
-	root := c.s.root
-	parent, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
-	switch {
-	case ev.Name == root:
-		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-			c.disable("the session directory was removed or renamed")
-		}
-	case parent == root:
-		if isShardName(base) && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
-			c.disable("a session subdirectory was removed or renamed")
-		}
-	case base[0] == '.':
-		// Temp and lock files, whose events are most of the traffic.
-	case filepath.Dir(parent) == root && isShardName(filepath.Base(parent)):
-		if key, ok := keyOfName(base); ok {
-			c.evict(shardOf(key), key)
-		}
 	}
 }
 
@@ -183,21 +239,42 @@ func (c *cache) put(i int, key string, gen uint64, rec session.Record) {
 	if !c.on.Load() {
 		return
 	}
-	size := len(rec.Data) + len(key) + cacheEntryOverhead
-	if size > c.budget {
-		return
-	}
-	rec.Data = clone(rec.Data)
 	sh := &c.shards[i]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.gen != gen || !c.on.Load() {
 		return
 	}
-	if old, ok := sh.m[key]; ok {
-		sh.bytes -= old.size
-		delete(sh.m, key)
+	c.insert(sh, key, rec)
+}
+
+// store caches rec as the record just written under key. Writers call it
+// after the rename, still holding the shard lock; it bumps the generation
+// so that a Load that read the file before this write cannot insert what
+// it read.
+func (c *cache) store(i int, key string, rec session.Record) {
+	if !c.enabled {
+		return
 	}
+	sh := &c.shards[i]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.gen++
+	c.remove(sh, key)
+	if c.on.Load() {
+		c.insert(sh, key, rec)
+	}
+}
+
+// insert adds a copy of rec; sh.mu is held.
+func (c *cache) insert(sh *cacheShard, key string, rec session.Record) {
+	size := len(rec.Data) + len(key) + cacheEntryOverhead
+	if size > c.budget {
+		c.remove(sh, key)
+		return
+	}
+	rec.Data = clone(rec.Data)
+	c.remove(sh, key)
 	// Over budget: evict arbitrary entries (map order is unspecified,
 	// which makes this a cheap random eviction).
 	for k, e := range sh.m {
@@ -211,24 +288,27 @@ func (c *cache) put(i int, key string, gen uint64, rec session.Record) {
 	sh.bytes += size
 }
 
-// evict forgets key. Writers call it after renaming, still holding the
-// shard lock, so that this process reads its own writes at once.
-func (c *cache) evict(i int, key string) {
-	if c.watcher == nil {
-		return
-	}
-	sh := &c.shards[i]
-	sh.mu.Lock()
+func (c *cache) remove(sh *cacheShard, key string) {
 	if e, ok := sh.m[key]; ok {
 		sh.bytes -= e.size
 		delete(sh.m, key)
 	}
+}
+
+// evict forgets key.
+func (c *cache) evict(i int, key string) {
+	if !c.enabled {
+		return
+	}
+	sh := &c.shards[i]
+	sh.mu.Lock()
+	c.remove(sh, key)
 	sh.gen++
 	sh.mu.Unlock()
 }
 
 func (c *cache) dropAll() {
-	if c.watcher == nil {
+	if !c.enabled {
 		return
 	}
 	c.drops.Add(1)
@@ -250,14 +330,13 @@ func (c *cache) disable(reason string) {
 	})
 }
 
-// close stops the watcher and waits for the event goroutine.
+// close stops the watcher and waits for its goroutine.
 func (c *cache) close() error {
 	if c.watcher == nil {
 		return nil
 	}
 	c.on.Store(false)
 	err := c.watcher.Close()
-	<-c.done
 	c.dropAll()
 	return err
 }

@@ -17,7 +17,8 @@ type SweepResult struct {
 	// Deleted counts the sessions removed because their ATime was before
 	// the cutoff.
 	Deleted int
-	// TempRemoved counts temp files left by writers that crashed.
+	// TempRemoved counts files left by stores that crashed: their spare
+	// files and their .store files (and temp files of older versions).
 	TempRemoved int
 	// Skipped counts entries that are not sessions of this store (foreign
 	// or corrupt files, directories, links), left in place. Each is logged
@@ -33,7 +34,8 @@ func (s *Store) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 }
 
 // Sweep deletes every session whose ATime is strictly before cutoff and the
-// temp files that crashed writers left behind. It reads only the 48-byte
+// files that crashed stores left behind (spare files of stores that are no
+// longer open, told by their unlocked .store file). It reads only the 48-byte
 // header of each session file, never its data, and takes each
 // subdirectory's write lock only if it found something to delete there,
 // and only for the deletions (rechecking each file under the lock). Files
@@ -50,19 +52,22 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (SweepResult, error
 		return r, err
 	}
 	defer s.leave()
-	if err := s.sweepRoot(ctx, &r); err != nil {
+	alive := make(map[string]bool)
+	if err := s.sweepRoot(ctx, &r, alive); err != nil {
 		return r, opErr("cleanup", err)
 	}
 	for i := range s.shards {
-		if err := s.sweepShard(ctx, i, cutoff, &r); err != nil {
+		if err := s.sweepShard(ctx, i, cutoff, &r, alive); err != nil {
 			return r, opErr("cleanup", err)
 		}
 	}
 	return r, nil
 }
 
-// sweepRoot reports what is in the root besides the shard directories.
-func (s *Store) sweepRoot(ctx context.Context, r *SweepResult) error {
+// sweepRoot removes the .store files of stores no longer open, noting in
+// alive which tokens belong to open stores, and reports what else is in
+// the root besides the shard directories.
+func (s *Store) sweepRoot(ctx context.Context, r *SweepResult, alive map[string]bool) error {
 	entries, err := readDir(s.root)
 	if err != nil {
 		return err
@@ -71,13 +76,64 @@ func (s *Store) sweepRoot(ctx context.Context, r *SweepResult) error {
 		if err := s.sweepCheck(ctx); err != nil {
 			return err
 		}
-		if isShardName(e.Name()) && e.IsDir() {
+		name := e.Name()
+		switch {
+		case isShardName(name) && e.IsDir():
+			continue
+		case strings.HasPrefix(name, storePrefix) && e.Type().IsRegular():
+			tok := name[len(storePrefix):]
+			if tok == s.token {
+				alive[tok] = true
+				continue
+			}
+			path := filepath.Join(s.root, name)
+			open, err := storeOpen(path)
+			if err != nil {
+				return err
+			}
+			alive[tok] = open
+			if !open {
+				if err := removeFile(path); err == nil {
+					r.TempRemoved++
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
 			continue
 		}
 		r.Skipped++
-		s.reportOnce(filepath.Join(s.root, e.Name()), "disk: cleanup skipped an entry that is not a session subdirectory", nil)
+		s.reportOnce(filepath.Join(s.root, name), "disk: cleanup skipped an entry that is not a session subdirectory", nil)
 	}
 	return nil
+}
+
+// orphanSpare reports whether the spare of the store with token tok was
+// left by a store that is no longer open.
+func (s *Store) orphanSpare(tok string, alive map[string]bool) (bool, error) {
+	open, ok := alive[tok]
+	if !ok {
+		var err error
+		if open, err = storeOpen(filepath.Join(s.root, storePrefix+tok)); err != nil {
+			return false, err
+		}
+		alive[tok] = open
+	}
+	return !open, nil
+}
+
+// storeOpen reports whether the store whose .store file is at path is
+// open: it holds the file locked.
+func storeOpen(path string) (bool, error) {
+	fd, err := openRead(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closeFd(fd)
+	free, err := tryLock(fd, path, false)
+	return !free, err
 }
 
 func (s *Store) sweepCheck(ctx context.Context) error {
@@ -90,7 +146,7 @@ func (s *Store) sweepCheck(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *SweepResult) error {
+func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *SweepResult, alive map[string]bool) error {
 	sh := &s.shards[i]
 	entries, err := readDir(sh.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -107,10 +163,21 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		name := e.Name()
 		path := sh.dir + string(filepath.Separator) + name
 		switch {
-		case name == lockName:
+		case name == lockName || name == s.spareName:
 			continue
 		case strings.HasPrefix(name, tempPrefix) && e.Type().IsRegular():
 			temps = append(temps, path)
+			continue
+		case strings.HasPrefix(name, sparePrefix) && e.Type().IsRegular():
+			// The spare of another store: left by a crash if that store's
+			// .store file is gone or unlocked.
+			orphan, err := s.orphanSpare(name[len(sparePrefix):], alive)
+			if err != nil {
+				return err
+			}
+			if orphan {
+				temps = append(temps, path)
+			}
 			continue
 		}
 		key, ok := keyOfName(name)
@@ -122,7 +189,7 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		if s.testHookSweepEntry != nil {
 			s.testHookSweepEntry(path)
 		}
-		h, err := s.readHeader(path)
+		h, err := s.sweepHeader(ctx, path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue // deleted or replaced meanwhile: nothing to do
@@ -148,11 +215,15 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 	for _, key := range expired {
 		_, path := s.path(key)
 		// Recheck under the lock: the session may have been used since.
-		h, err := s.readHeader(path)
+		b, err := s.readLocked(path, headerSize)
+		if err != nil {
+			continue
+		}
+		h, err := decodeHeader(b)
 		if err != nil || !h.atime.Before(cutoff) {
 			continue
 		}
-		if err := os.Remove(path); err != nil {
+		if err := removeFile(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -162,11 +233,11 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		r.Deleted++
 		removed = true
 	}
-	// Writers hold this lock from creating a temp file to renaming or
-	// removing it, so every temp file still here now was left by a writer
-	// that died; no clock or mtime is needed to tell.
+	// Temp files and the spares of closed stores: no live store writes
+	// them (a store's spare is written only under this lock, by that
+	// store, which is gone), so no clock or mtime is needed to tell.
 	for _, path := range temps {
-		if err := os.Remove(path); err != nil {
+		if err := removeFile(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -179,6 +250,16 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		return syncDir(sh.dir)
 	}
 	return nil
+}
+
+// sweepHeader reads the header of the session file at path without the
+// shard's lock.
+func (s *Store) sweepHeader(ctx context.Context, path string) (header, error) {
+	b, err := s.readStable(ctx, path, headerSize)
+	if err != nil {
+		return header{}, err
+	}
+	return decodeHeader(b)
 }
 
 // readDir lists dir without sorting (os.ReadDir sorts, which a sweep does

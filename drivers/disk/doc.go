@@ -10,8 +10,9 @@
 // keys that differ only in case apart on case-insensitive file systems.
 // Every key is checked with session.ValidKey before a path is built from
 // it. Files are created with mode 0600 and directories with 0700 (see
-// WithPermissions). Each subdirectory also holds a .lock file, and may
-// briefly hold .tmp-* files while a write is in progress.
+// WithPermissions). Each subdirectory also holds a .lock file and one
+// spare file (.spare-<token>) per open store that has written there; the
+// root holds one .store-<token> file per open store.
 //
 // # File format
 //
@@ -26,37 +27,53 @@
 //
 // # Writes and crashes
 //
-// Every write goes to a temp file in the same subdirectory and is renamed
-// over the session file, so a reader, or a process killed at any moment of
-// a write, sees the old file or the new one, never a mix. Create, Update,
-// Touch and Delete hold the subdirectory's lock (an in-process lock plus a
-// flock on its .lock file) from reading the current file to the rename, so
-// Create never overwrites, Update compares versions and Touch never
-// creates, also between processes sharing the directory. Loads take no
-// lock. By default writes are not fsynced: they survive the process
-// crashing but a power failure may lose the last ones; WithDurable fsyncs
-// the file and its directory on every write.
+// A write never changes a session file in place. It fills the writing
+// store's spare file in the same subdirectory, then swaps the spare and
+// the session file with one atomic rename (renameat2 RENAME_EXCHANGE on
+// Linux; elsewhere, or on a file system without it, the spare is renamed
+// over the session file), so a reader, or a process killed at any moment
+// of a write, sees the old file or the new one, never a mix. The replaced
+// file becomes the spare for the next write: files are reused, not made
+// and freed per write, which is what costs most on many file systems. A
+// reader protects the file it reads with a shared flock, and a writer
+// never rewrites a file a reader holds (see store.go for the argument).
+//
+// Create, Update, Touch and Delete hold the subdirectory's lock (an
+// in-process lock plus a flock on its .lock file) from reading the current
+// file to the rename, so Create never overwrites, Update compares versions
+// and Touch never creates, also between processes sharing the directory.
+// Loads take no lock. By default writes are not fsynced: they survive the
+// process crashing but a power failure may lose the last ones; WithDurable
+// fsyncs the file and its directory on every write. All processes sharing
+// a directory must run a version of this package with the same write
+// scheme: upgrade them together.
 //
 // # Read cache
 //
 // Decoded records are kept in memory (WithCacheSize; 64 MiB by default) so
-// that loading a session again costs no file I/O. An fsnotify watcher on
-// the root and its subdirectories evicts a session whenever any process
-// changes its file; on a watcher error or event overflow the whole cache is
-// dropped. Another process's write therefore becomes visible to this store
-// as soon as its file event is delivered: typically within microseconds,
-// and the bound the conformance tests declare is one second. If the watcher
-// cannot start (inotify limits, network file systems, which deliver no
-// events for other machines' writes) the store logs it once and runs
-// without the cache. On a network file system shared by several machines,
-// turn the cache off with WithCacheSize(0).
+// that loading a session again costs no file I/O; a store's own writes
+// keep what they wrote cached. One inotify instance watching the root and
+// its subdirectories evicts a session whenever another store (in this
+// process or another) renames a file over it or removes it: the store
+// tells its own writes from the others' by the name of its spare file,
+// which the kernel pairs with each rename, never by file identity. On a
+// watcher error or event overflow the whole cache is dropped. Another
+// process's write therefore becomes visible to this store as soon as its
+// event is delivered: typically within microseconds, and the bound the
+// conformance tests declare is one second. Files changed in place by other
+// programs are not watched. The cache needs Linux's inotify; elsewhere, or
+// if the watcher cannot start (inotify limits), the store logs it once and
+// runs without the cache. On a network file system shared by several
+// machines, turn the cache off with WithCacheSize(0): inotify does not see
+// other machines' writes.
 //
 // # Cleanup
 //
 // Cleanup (and Sweep, which also reports) reads only the header of each
-// file, tolerates files vanishing under it, removes temp files left by
-// crashed writers, and leaves anything that is not a session of this store
-// in place, reporting it once in the log.
+// file, tolerates files vanishing under it, removes the spare and .store
+// files of stores that crashed (a store holds its .store file flocked
+// while it is open, and Close removes its files), and leaves anything that
+// is not a session of this store in place, reporting it once in the log.
 //
 // The store needs flock: New fails on systems without it (Windows, Plan 9)
 // with an error wrapping errors.ErrUnsupported.

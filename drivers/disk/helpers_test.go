@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 )
 
@@ -35,9 +34,14 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode, os.Getenv(helperDirEnv), os.Getenv(helperArgEnv)))
 	}
-	testHookEvent = func(s *Store, ev fsnotify.Event) {
-		if ch, ok := barriers.LoadAndDelete(barrier{s, ev.Name}); ok {
-			close(ch.(chan struct{}))
+	testHookEvents = func(s *Store, batch []dirEvent) {
+		for _, ev := range batch {
+			if ev.shard != -1 {
+				continue
+			}
+			if ch, ok := barriers.LoadAndDelete(barrier{s, ev.name}); ok {
+				close(ch.(chan struct{}))
+			}
 		}
 	}
 	os.Exit(m.Run())
@@ -54,17 +58,21 @@ var (
 )
 
 // settle returns once s's watcher has handled every event of the writes
-// made so far, by any store: it creates a marker file and waits for its
-// event, which the kernel queues after theirs.
+// made so far, by any store: it renames a marker file into the root and
+// waits for its event, which the kernel queues after theirs.
 func settle(tb testing.TB, s *Store) {
 	tb.Helper()
-	name := filepath.Join(s.root, fmt.Sprintf(".settle-%d", barrierSeq.Add(1)))
+	name := fmt.Sprintf(".settle-%d", barrierSeq.Add(1))
+	path := filepath.Join(s.root, name)
 	ch := make(chan struct{})
 	barriers.Store(barrier{s, name}, ch)
-	if err := os.WriteFile(name, nil, 0o600); err != nil {
+	if err := os.WriteFile(path+".tmp", nil, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	defer os.Remove(name)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		tb.Fatal(err)
+	}
+	defer os.Remove(path)
 	select {
 	case <-ch:
 	case <-time.After(cacheBound):
@@ -201,12 +209,30 @@ func tree(tb testing.TB, dir string) []string {
 	return out
 }
 
-// tempFiles lists the temp files under a store's root.
+// tempFiles lists what stores that are no longer open left under root:
+// temp files, spare files and .store files.
 func tempFiles(tb testing.TB, root string) []string {
 	tb.Helper()
 	var out []string
 	for _, p := range tree(tb, root) {
-		if strings.HasPrefix(filepath.Base(p), tempPrefix) {
+		b := filepath.Base(p)
+		var tok string
+		switch {
+		case strings.HasPrefix(b, tempPrefix):
+			out = append(out, p)
+			continue
+		case strings.HasPrefix(b, sparePrefix):
+			tok = b[len(sparePrefix):]
+		case strings.HasPrefix(b, storePrefix):
+			tok = b[len(storePrefix):]
+		default:
+			continue
+		}
+		open, err := storeOpen(filepath.Join(root, storePrefix+tok))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if !open {
 			out = append(out, p)
 		}
 	}

@@ -2,21 +2,22 @@ package disk
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 )
 
@@ -28,8 +29,10 @@ const numShards = 256
 // Names under the root that are not session files. Session file names are
 // lower-case base32 (a-z, 2-7), so none can start with a dot.
 const (
-	tempPrefix = ".tmp-"
-	lockName   = ".lock"
+	tempPrefix  = ".tmp-"   // temp files of writers (none today; left by older versions)
+	sparePrefix = ".spare-" // + store token: a store's spare file in a shard
+	storePrefix = ".store-" // + store token, in the root: held locked while the store is open
+	lockName    = ".lock"
 )
 
 // fileNames maps a key to a file name. Keys are case-sensitive, but many
@@ -47,6 +50,16 @@ type Store struct {
 	dirMode  fs.FileMode
 	durable  bool
 	log      *slog.Logger
+
+	// token names this store's spare files and its .store file; it is
+	// random, so no other store, in this process or another, shares it.
+	token     string
+	spareName string
+	storeFd   int // the .store file, flocked while the store is open
+
+	// noExchange is set when the file system refuses RENAME_EXCHANGE:
+	// writes then rename the spare over the session file.
+	noExchange atomic.Bool
 
 	shards [numShards]shard
 
@@ -72,14 +85,17 @@ type Store struct {
 	testHookSweepEntry func(path string)
 }
 
+// shard is one subdirectory and its write lock.
 type shard struct {
-	dir string
+	dir, lockPath, spare string
 	// sem serialises this process's writers to the shard; the flock on
-	// lockFile then excludes other processes (and other Store values).
+	// lockFd then excludes other processes (and other Store values).
 	// flock alone would not do: every goroutine here shares one open file
 	// description, and flock locks belong to open file descriptions.
-	sem      chan struct{}
-	lockFile *os.File // guarded by sem; opened on first use
+	sem chan struct{}
+	// Guarded by sem:
+	lockFd  int  // -1 until first use
+	spareOK bool // the spare file exists
 }
 
 var _ session.Store = (*Store)(nil)
@@ -87,7 +103,10 @@ var _ io.Closer = (*Store)(nil)
 
 // New opens the store rooted at dir, creating the directory and its
 // subdirectories if missing, and starts the file watcher of the read cache.
-// If the watcher cannot start (inotify limits, a network file system), the
+// It refuses, with the system's own error, a directory this process cannot
+// use: not a directory, not writable (permissions, a read-only mount, an
+// immutable directory), or with a subdirectory it cannot write. If only the
+// watcher cannot start (inotify limits, a system without inotify), the
 // store logs it once and works without the cache.
 func New(dir string, opts ...Option) (*Store, error) {
 	if err := platformSupported(); err != nil {
@@ -112,34 +131,102 @@ func New(dir string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(root, opt.dirMode); err != nil {
 		return nil, opErr("new", err)
 	}
-	if fi, err := os.Stat(root); err != nil {
+	if err := checkDir(root); err != nil {
 		return nil, opErr("new", err)
-	} else if !fi.IsDir() {
-		return nil, opErr("new", fmt.Errorf("%s is not a directory", root))
 	}
+	var tok [8]byte
+	rand.Read(tok[:])
 	s := &Store{
-		root:     root,
-		fileMode: opt.fileMode,
-		dirMode:  opt.dirMode,
-		durable:  opt.durable,
-		log:      opt.logger,
-		reported: make(map[string]struct{}),
+		root:      root,
+		fileMode:  opt.fileMode,
+		dirMode:   opt.dirMode,
+		durable:   opt.durable,
+		log:       opt.logger,
+		token:     hex.EncodeToString(tok[:]),
+		storeFd:   -1,
+		reported:  make(map[string]struct{}),
+		spareName: "",
 	}
+	s.spareName = sparePrefix + s.token
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.dir = filepath.Join(root, shardName(i))
+		sh.lockPath = filepath.Join(sh.dir, lockName)
+		sh.spare = filepath.Join(sh.dir, s.spareName)
 		sh.sem = make(chan struct{}, 1)
+		sh.lockFd = -1
 		if err := os.Mkdir(sh.dir, opt.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, opErr("new", err)
 		}
+		if err := checkDir(sh.dir); err != nil {
+			return nil, opErr("new", err)
+		}
+	}
+	// The .store file marks this store as alive (see Sweep), and creating
+	// it proves the root writable beyond what access(2) says.
+	if err := s.openStoreFile(); err != nil {
+		return nil, opErr("new", err)
 	}
 	if opt.durable {
 		if err := syncDir(root); err != nil {
+			s.closeStoreFile()
 			return nil, opErr("new", err)
 		}
 	}
 	s.cache.init(s, opt.cacheSize)
 	return s, nil
+}
+
+// checkDir fails unless dir is a directory this process may write.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return checkWritable(dir)
+}
+
+// openStoreFile creates and locks the store's .store file. A Sweep in
+// another process removes .store files nobody holds locked; if one removed
+// this file between its creation and its locking, it is made again.
+func (s *Store) openStoreFile() error {
+	path := filepath.Join(s.root, storePrefix+s.token)
+	for {
+		fd, err := createExcl(path, s.fileMode)
+		if err != nil {
+			return err
+		}
+		if _, err := tryLock(fd, path, true); err != nil {
+			closeFd(fd)
+			return err
+		}
+		cur, err := isCurrent(fd, path)
+		if err != nil {
+			closeFd(fd)
+			return err
+		}
+		if cur {
+			s.storeFd = fd
+			return nil
+		}
+		closeFd(fd)
+	}
+}
+
+func (s *Store) closeStoreFile() error {
+	if s.storeFd < 0 {
+		return nil
+	}
+	err := removeFile(filepath.Join(s.root, storePrefix+s.token))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	closeFd(s.storeFd)
+	s.storeFd = -1
+	return err
 }
 
 func shardName(i int) string {
@@ -213,7 +300,7 @@ func (s *Store) pathIn(i int, key string) string {
 // keyOfName returns the key whose file is named name, if name is the
 // canonical name of a valid key.
 func keyOfName(name string) (string, bool) {
-	if len(name) == 0 || len(name) > fileNames.EncodedLen(session.MaxKeyLen) {
+	if len(name) == 0 || len(name) > fileNames.EncodedLen(session.MaxKeyLen) || name[0] == '.' {
 		return "", false
 	}
 	b, err := fileNames.DecodeString(name)
@@ -229,8 +316,7 @@ func keyOfName(name string) (string, bool) {
 	return key, true
 }
 
-// Load implements session.Store. It takes no lock: files are replaced by
-// rename, so a reader sees either the old or the new file, whole.
+// Load implements session.Store. It takes no shard lock (see readStable).
 func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	if err := s.enterKey(ctx, "load", key); err != nil {
 		return session.Record{}, err
@@ -242,7 +328,7 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 		return rec, nil
 	}
 	path := s.pathIn(i, key)
-	buf, err := s.readFile(path)
+	buf, err := s.readStable(ctx, path, 0)
 	if err != nil {
 		return session.Record{}, s.readErr("load", path, err)
 	}
@@ -257,68 +343,236 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	return rec, nil
 }
 
-// readFile returns the content of the session file at path.
-func (s *Store) readFile(path string) ([]byte, error) {
-	s.fileReads.Add(1)
-	f, size, err := openRegular(path)
+// Reading and writing files.
+//
+// A write never changes a session file in place: it fills the writing
+// store's spare file in the shard (.spare-<token>) and then swaps the two
+// names with one atomic renameat2(RENAME_EXCHANGE), so the spare becomes
+// the session file and the replaced session file becomes the spare, to be
+// overwritten by the next write in that shard. Files are reused rather than
+// made and deleted: creating and freeing an inode per write is what costs
+// most on common file systems (an ext4 without a journal scans its inode
+// table for recently freed inodes on every creation; with the discard mount
+// option every freed block is trimmed). Where RENAME_EXCHANGE is missing
+// (not Linux, or a file system without it), the spare is renamed over the
+// session file and a new spare made for the next write.
+//
+// Reusing files means a file may be rewritten while a reader that opened it
+// as a session file still holds it. Readers take no shard lock, so they
+// protect themselves with a shared flock on the file they opened, and
+// writers take an exclusive one on the spare they fill:
+//
+//  1. A writer rewrites a file only while it holds the shard's lock and an
+//     exclusive flock on it, and only while the file is at a spare name.
+//     It releases that flock before moving the file to a session name,
+//     complete.
+//  2. A reader opens the session file, takes a shared flock on it (retrying
+//     from the open if a writer holds it), then checks that the file it
+//     holds is still the one at the session name (device and inode of its
+//     open descriptor against lstat of the name: the file cannot be freed
+//     and its inode reused while the reader holds it open). If so, by 1 the
+//     file is complete and no writer can change it until the reader lets
+//     go: what it reads is the session as it was at that check.
+//
+// A writer that finds its spare held by a reader leaves the file to that
+// reader and makes a new spare.
+
+// readStable returns the content of the session file at path, for a
+// reader without the shard's lock; max, if not 0, limits how much it
+// reads. It gives up when ctx ends.
+func (s *Store) readStable(ctx context.Context, path string, max int) ([]byte, error) {
+	for try := 0; ; try++ {
+		if try > 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if try > 3 {
+				time.Sleep(time.Duration(min(try, 100)) * 10 * time.Microsecond)
+			} else {
+				runtime.Gosched()
+			}
+		}
+		fd, err := s.openSession(path)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := tryLock(fd, path, false)
+		if err != nil || !ok {
+			closeFd(fd)
+			if err != nil {
+				return nil, err
+			}
+			continue // being rewritten: it is no longer at path
+		}
+		buf, err := s.readOpen(fd, path, max, true)
+		closeFd(fd) // releases the flock
+		if errors.Is(err, errMoved) {
+			continue
+		}
+		return buf, err
+	}
+}
+
+// readLocked returns the content of the session file at path, for a
+// writer holding the shard's lock: no other writer can change any file of
+// the shard meanwhile. max, if not 0, limits how much it reads.
+func (s *Store) readLocked(path string, max int) ([]byte, error) {
+	fd, err := s.openSession(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	if size < overhead || size > maxFileSize {
-		return nil, corrupt("%d bytes, not the size of a session file", size)
-	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, corrupt("shorter than its size")
-		}
-		return nil, err
-	}
-	return buf, nil
+	defer closeFd(fd)
+	return s.readOpen(fd, path, max, false)
 }
 
-// readHeader returns the header of the session file at path, reading
-// nothing of its data.
-func (s *Store) readHeader(path string) (header, error) {
-	f, _, err := openRegular(path)
-	if err != nil {
-		return header{}, err
-	}
-	defer f.Close()
-	var b [headerSize]byte
-	n, err := io.ReadFull(f, b[:])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return header{}, err
-	}
-	return decodeHeader(b[:n])
-}
+// errMoved: the file a reader opened is no longer at its path.
+var errMoved = errors.New("moved")
 
-// openRegular opens path for reading and returns its size, refusing
-// symbolic links and anything but a regular file (as corrupt: it cannot be
-// a session).
-func openRegular(path string) (*os.File, int64, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, err
-		}
+// openSession opens the session file at path, refusing symbolic links
+// (as corrupt: nothing under the root is a link the store made).
+func (s *Store) openSession(path string) (int, error) {
+	fd, err := openRead(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// ELOOP from O_NOFOLLOW: a symbolic link where a session should be.
-		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil, 0, corrupt("%s is a %v, not a regular file", path, fi.Mode().Type())
+		if fi, lerr := lstatPath(path); lerr == nil && !fi.regular {
+			return -1, corrupt("%s is not a regular file", path)
 		}
-		return nil, 0, err
 	}
-	fi, err := f.Stat()
+	return fd, err
+}
+
+// readOpen reads the session file open as fd: all of it, or its first
+// max bytes. With check, it first makes sure the file is still at path.
+func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, error) {
+	fi, err := statFd(fd, path)
 	if err != nil {
-		f.Close()
-		return nil, 0, err
+		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, 0, corrupt("%s is a %v, not a regular file", path, fi.Mode().Type())
+	if check {
+		cur, err := lstatPath(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if err != nil || !cur.sameFile(fi) {
+			return nil, errMoved
+		}
 	}
-	return f, fi.Size(), nil
+	if !fi.regular {
+		return nil, corrupt("%s is not a regular file", path)
+	}
+	n := int(fi.size)
+	if max == 0 {
+		if fi.size < overhead || fi.size > maxFileSize {
+			return nil, corrupt("%d bytes, not the size of a session file", fi.size)
+		}
+		s.fileReads.Add(1)
+	} else {
+		n = int(min(fi.size, int64(max)))
+	}
+	buf := make([]byte, n)
+	got, err := readFull(fd, path, buf)
+	if err != nil {
+		return nil, err
+	}
+	if got < n && max == 0 {
+		return nil, corrupt("shorter than its size")
+	}
+	return buf[:got], nil
+}
+
+// write makes buf the content of the session file at path, atomically,
+// through the shard's spare (see above); replace says whether a file is
+// at path. The caller holds the shard's lock. On error the session file
+// is intact (or, if only the final directory fsync failed, replaced).
+func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
+	fd, fresh, err := s.takeSpare(sh)
+	if err != nil {
+		return err
+	}
+	size := int64(-1)
+	if fresh {
+		size = int64(len(buf))
+	}
+	err = writeFile(fd, sh.spare, buf, size)
+	if err == nil && s.durable {
+		err = syncFd(fd, sh.spare)
+	}
+	if cerr := closeFd(fd); err == nil && cerr != nil {
+		err = pathErr("close", sh.spare, cerr)
+	}
+	if err != nil {
+		// The spare holds a partial write: it is never read as a
+		// session, and the next write overwrites it.
+		return err
+	}
+	exchanged := false
+	if replace && !s.noExchange.Load() {
+		switch err := exchangeFiles(sh.spare, path); {
+		case err == nil:
+			exchanged = true
+		case errors.Is(err, errNoExchange):
+			s.noExchange.Store(true)
+		default:
+			return err
+		}
+	}
+	if !exchanged {
+		if err := renameFile(sh.spare, path); err != nil {
+			return err
+		}
+		sh.spareOK = false // it is the session file now
+	}
+	if s.durable {
+		return syncDir(sh.dir)
+	}
+	return nil
+}
+
+// takeSpare opens the store's spare file in the shard for rewriting,
+// holding an exclusive flock on it, or makes a new one (fresh: empty).
+func (s *Store) takeSpare(sh *shard) (fd int, fresh bool, err error) {
+	if sh.spareOK {
+		fd, err := openWrite(sh.spare)
+		switch {
+		case err == nil:
+			ok, err := tryLock(fd, sh.spare, true)
+			if ok {
+				return fd, false, nil
+			}
+			closeFd(fd)
+			if err != nil {
+				return -1, false, err
+			}
+			// A reader holds this file, which was a session file when
+			// it opened it: leave it to the reader.
+			if err := removeFile(sh.spare); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return -1, false, err
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return -1, false, err
+		}
+		sh.spareOK = false
+	}
+	fd, err = createExcl(sh.spare, s.fileMode)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a write that failed before its rename.
+		if err := removeFile(sh.spare); err != nil {
+			return -1, false, err
+		}
+		fd, err = createExcl(sh.spare, s.fileMode)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory was removed under the store: make it again.
+		if err := os.MkdirAll(sh.dir, s.dirMode); err != nil {
+			return -1, false, err
+		}
+		fd, err = createExcl(sh.spare, s.fileMode)
+	}
+	if err != nil {
+		return -1, false, err
+	}
+	sh.spareOK = true
+	return fd, true, nil
 }
 
 // Create implements session.Store.
@@ -338,12 +592,12 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 		return opErr("create", err)
 	}
 	defer s.unlock(sh)
-	if _, err := os.Lstat(path); err == nil {
+	if _, err := lstatPath(path); err == nil {
 		return opErr("create", session.ErrExists)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return opErr("create", err)
 	}
-	return s.commit("create", i, key, path, buf)
+	return s.commit("create", i, key, path, buf, rec, false)
 }
 
 // Update implements session.Store.
@@ -361,18 +615,23 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		return opErr("update", err)
 	}
 	defer s.unlock(sh)
-	h, err := s.readHeader(path)
+	b, err := s.readLocked(path, headerSize)
+	if err != nil {
+		return s.readErr("update", path, err)
+	}
+	h, err := decodeHeader(b)
 	if err != nil {
 		return s.readErr("update", path, err)
 	}
 	if h.version != rec.Version {
 		return opErr("update", session.ErrConflict)
 	}
-	buf, err := encode(session.Record{Data: rec.Data, ATime: rec.ATime, Created: h.created, Version: h.version + 1})
+	rec = session.Record{Data: rec.Data, ATime: rec.ATime, Created: h.created, Version: h.version + 1}
+	buf, err := encode(rec)
 	if err != nil {
 		return opErr("update", err)
 	}
-	return s.commit("update", i, key, path, buf)
+	return s.commit("update", i, key, path, buf, rec, true)
 }
 
 // Touch implements session.Store. It rewrites the whole file, data
@@ -388,26 +647,28 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		return opErr("touch", err)
 	}
 	defer s.unlock(sh)
-	buf, err := s.readFile(path)
+	buf, err := s.readLocked(path, 0)
+	var rec session.Record
 	if err == nil {
-		_, err = decode(buf)
+		rec, err = decode(buf)
 	}
 	if err != nil {
 		return s.readErr("touch", path, err)
 	}
 	setATime(buf, atime)
-	return s.commit("touch", i, key, path, buf)
+	rec.ATime = atime
+	return s.commit("touch", i, key, path, buf, rec, true)
 }
 
-// commit ends Create, Update and Touch: it writes buf over key's file and
-// evicts key from the cache, even on error, since a failed directory fsync
-// comes after the rename.
-func (s *Store) commit(op string, i int, key, path string, buf []byte) error {
-	err := s.write(&s.shards[i], path, buf)
-	s.cache.evict(i, key)
-	if err != nil {
+// commit ends Create, Update and Touch: it writes buf, the encoding of
+// rec, as key's file, and caches rec. On error it evicts key instead,
+// since a failed directory fsync comes after the rename.
+func (s *Store) commit(op string, i int, key, path string, buf []byte, rec session.Record, replace bool) error {
+	if err := s.write(&s.shards[i], path, buf, replace); err != nil {
+		s.cache.evict(i, key)
 		return opErr(op, err)
 	}
+	s.cache.store(i, key, rec)
 	return nil
 }
 
@@ -423,7 +684,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return opErr("delete", err)
 	}
 	defer s.unlock(sh)
-	err := os.Remove(path)
+	err := removeFile(path)
 	s.cache.evict(i, key)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -437,59 +698,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		}
 	}
 	return nil
-}
-
-// write replaces the file at path with buf atomically: it writes a temp
-// file in the same directory and renames it over path. The caller holds
-// the shard's lock, so no temp file of a live writer survives the unlock:
-// any that Cleanup finds under the lock was left by a crash. On error the
-// old file is intact and the temp file is gone.
-func (s *Store) write(sh *shard, path string, buf []byte) error {
-	var f *os.File
-	var tmp string
-	for try := 0; ; try++ {
-		tmp = sh.dir + string(filepath.Separator) + tempPrefix + strconv.FormatUint(rand.Uint64(), 36)
-		var err error
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, s.fileMode)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, fs.ErrExist) && try < 3 {
-			continue
-		}
-		return err
-	}
-	_, err := f.Write(buf)
-	if err == nil && s.durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if s.durable {
-		return syncDir(sh.dir)
-	}
-	return nil
-}
-
-// syncDir makes the entries of dir (a rename, a removal) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // lock takes the shard's write lock: first this process's, honouring ctx
@@ -514,11 +722,11 @@ func (s *Store) lock(ctx context.Context, sh *shard) error {
 }
 
 func (s *Store) unlock(sh *shard) {
-	if err := unlock(sh.lockFile); err != nil {
+	if err := unlockFd(sh.lockFd, sh.lockPath); err != nil {
 		// The lock is released when the file is closed; closing it here
 		// makes sure a failed unlock cannot keep other processes out.
-		sh.lockFile.Close()
-		sh.lockFile = nil
+		closeFd(sh.lockFd)
+		sh.lockFd = -1
 	}
 	<-sh.sem
 }
@@ -533,14 +741,14 @@ func (s *Store) flock(ctx context.Context, sh *shard) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if sh.lockFile == nil {
-			f, err := s.openLockFile(sh)
+		if sh.lockFd < 0 {
+			fd, err := s.openLockFile(sh)
 			if err != nil {
 				return err
 			}
-			sh.lockFile = f
+			sh.lockFd = fd
 		}
-		ok, err := tryLock(sh.lockFile)
+		ok, err := tryLock(sh.lockFd, sh.lockPath, true)
 		if err != nil {
 			return err
 		}
@@ -558,30 +766,46 @@ func (s *Store) flock(ctx context.Context, sh *shard) error {
 		// Someone may have removed or replaced the lock file (or the whole
 		// directory) since it was opened: a lock on a file nobody else can
 		// open excludes nobody. Start over on the file now at the path.
-		cur, err := isCurrent(sh.lockFile)
+		cur, err := isCurrent(sh.lockFd, sh.lockPath)
 		if err != nil {
-			unlock(sh.lockFile)
+			unlockFd(sh.lockFd, sh.lockPath)
 			return err
 		}
 		if cur {
 			return nil
 		}
-		sh.lockFile.Close()
-		sh.lockFile = nil
+		closeFd(sh.lockFd)
+		sh.lockFd = -1
+		sh.spareOK = false // the directory may be new
 	}
 }
 
-func (s *Store) openLockFile(sh *shard) (*os.File, error) {
-	path := filepath.Join(sh.dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, s.fileMode)
+// isCurrent reports whether the open file fd is still the file at path.
+func isCurrent(fd int, path string) (bool, error) {
+	a, err := statFd(fd, path)
+	if err != nil {
+		return false, err
+	}
+	b, err := lstatPath(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return a.sameFile(b), nil
+}
+
+func (s *Store) openLockFile(sh *shard) (int, error) {
+	fd, err := openLock(sh.lockPath, s.fileMode)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The directory was removed under the store: recreate it.
 		if err := os.MkdirAll(sh.dir, s.dirMode); err != nil {
-			return nil, err
+			return -1, err
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, s.fileMode)
+		fd, err = openLock(sh.lockPath, s.fileMode)
 	}
-	return f, err
+	return fd, err
 }
 
 // reportOnce logs msg for path, once per path for the life of the store
@@ -601,10 +825,16 @@ func (s *Store) reportOnce(path, msg string, err error) {
 	}
 }
 
-// Close stops the file watcher and releases the lock files. It waits for
-// calls in progress to end (a Cleanup stops at its next file). Close is
-// idempotent; every other method called after it returns an error wrapping
-// session.ErrClosed.
+// isOwnName reports whether name, in the root or a shard, is a file of
+// this store's own (its spare or its .store file).
+func (s *Store) isOwnName(name string) bool {
+	return strings.HasSuffix(name, s.token) && (name == s.spareName || name == storePrefix+s.token)
+}
+
+// Close stops the file watcher, removes the store's spare files and
+// releases its lock files. It waits for calls in progress to end (a
+// Cleanup stops at its next file). Close is idempotent; every other method
+// called after it returns an error wrapping session.ErrClosed.
 func (s *Store) Close() error {
 	s.closing.Store(true)
 	s.life.Lock()
@@ -615,19 +845,25 @@ func (s *Store) Close() error {
 	s.closed = true
 	err := s.cache.close()
 	for i := range s.shards {
-		if f := s.shards[i].lockFile; f != nil {
-			if cerr := f.Close(); err == nil {
-				err = cerr
+		sh := &s.shards[i]
+		if sh.spareOK {
+			if rerr := removeFile(sh.spare); err == nil && rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = rerr
 			}
-			s.shards[i].lockFile = nil
+			sh.spareOK = false
 		}
+		if sh.lockFd >= 0 {
+			if cerr := closeFd(sh.lockFd); err == nil && cerr != nil {
+				err = pathErr("close", sh.lockPath, cerr)
+			}
+			sh.lockFd = -1
+		}
+	}
+	if cerr := s.closeStoreFile(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return opErr("close", err)
 	}
 	return nil
 }
-
-// newWatcher is fsnotify.NewWatcher; the package's tests replace it to
-// simulate a system where no watcher can start.
-var newWatcher = fsnotify.NewWatcher

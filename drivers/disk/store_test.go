@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 	"golang.org/x/sys/unix"
 )
@@ -101,8 +101,8 @@ func TestLayoutAndPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != numShards {
-		t.Errorf("root holds %d entries, want the %d subdirectories", len(entries), numShards)
+	if len(entries) != numShards+1 || entries[numShards].Name() != "ff" || entries[0].Name() != storePrefix+s.token {
+		t.Errorf("root holds %d entries, want the store's %s file and the %d subdirectories", len(entries), storePrefix+s.token, numShards)
 	}
 	if temps := tempFiles(t, root); len(temps) != 0 {
 		t.Errorf("temp files left after a write: %v", temps)
@@ -461,6 +461,87 @@ func TestLoadIsCachedAndNeverAliased(t *testing.T) {
 	}
 }
 
+// A store's own writes keep their record cached (their events are told
+// apart from other processes' by the store's spare name); another
+// instance's writes evict it.
+func TestCacheKeepsOwnWrites(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newStore(t, dir), newStore(t, dir)
+	ctx := context.Background()
+	var loadReads int64 // files read by the Loads below (Touch reads one too)
+	load := func(want string) {
+		t.Helper()
+		before := a.fileReads.Load()
+		got, err := a.Load(ctx, "k")
+		if err != nil || string(got.Data) != want {
+			t.Fatalf("Load = %q, %v; want %q", got.Data, err, want)
+		}
+		loadReads += a.fileReads.Load() - before
+	}
+	if err := a.Create(ctx, "k", rec("v1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, a)
+	load("v1")
+	for v := 1; v <= 3; v++ {
+		if err := a.Update(ctx, "k", session.Record{Data: []byte(fmt.Sprintf("v%d", v+1)), ATime: t0, Version: uint64(v)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Touch(ctx, "k", t0.Add(time.Duration(v))); err != nil {
+			t.Fatal(err)
+		}
+		settle(t, a)
+		load(fmt.Sprintf("v%d", v+1))
+	}
+	if loadReads != 0 {
+		t.Errorf("Loads after the store's own Create, Updates and Touches read %d files, want 0", loadReads)
+	}
+	if err := b.Update(ctx, "k", session.Record{Data: []byte("from b"), ATime: t0, Version: 4}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, a)
+	load("from b")
+	if loadReads != 1 {
+		t.Errorf("Load after another instance's Update read %d files, want 1", loadReads)
+	}
+}
+
+// A reader holding a session file keeps what it read, whole, while writes
+// go on: the writer that would reuse that file as its spare leaves it to
+// the reader and makes a new one.
+func TestWriterLeavesAHeldFileAlone(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", rec("first", t0)); err != nil {
+		t.Fatal(err)
+	}
+	_, path := s.path("k")
+	fd, err := openRead(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFd(fd)
+	if ok, err := tryLock(fd, path, false); !ok || err != nil {
+		t.Fatalf("shared flock: %v, %v", ok, err)
+	}
+	held, err := s.readOpen(fd, path, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 4; v++ {
+		if err := s.Update(ctx, "k", session.Record{Data: []byte(fmt.Sprintf("update %d", v)), ATime: t0, Version: uint64(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := s.readOpen(fd, path, 0, false)
+	if err != nil || !bytes.Equal(again, held) {
+		t.Errorf("the held file changed under its reader: %v", err)
+	}
+	if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "update 4" || got.Version != 5 {
+		t.Errorf("Load = %q version %d, %v", got.Data, got.Version, err)
+	}
+}
+
 // cacheBound is how long the tests give a file event to arrive; the
 // conformance run declares one second.
 const cacheBound = 5 * time.Second
@@ -556,8 +637,8 @@ func TestCacheDroppedOnWatcherError(t *testing.T) {
 	if _, err := s.Load(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	s.cache.watchError(fsnotify.ErrEventOverflow)
-	s.cache.watchError(fsnotify.ErrEventOverflow)
+	s.cache.watchError(errOverflow)
+	s.cache.watchError(errOverflow)
 	reads := s.fileReads.Load()
 	if _, err := s.Load(ctx, "k"); err != nil {
 		t.Fatal(err)
@@ -576,9 +657,11 @@ func TestCacheDroppedOnWatcherError(t *testing.T) {
 }
 
 func TestWithoutWatcher(t *testing.T) {
-	orig := newWatcher
-	newWatcher = func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE }
-	defer func() { newWatcher = orig }()
+	orig := startWatch
+	startWatch = func(string, []string, func([]dirEvent), func(error)) (io.Closer, error) {
+		return nil, syscall.EMFILE
+	}
+	defer func() { startWatch = orig }()
 	logs := &logSink{}
 	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
 	if n := logs.count("without the read cache"); n != 1 {
@@ -704,14 +787,17 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
-	select {
-	case <-s.cache.done:
-	default:
+	if w, ok := s.cache.watcher.(interface{ stopped() bool }); ok && !w.stopped() {
 		t.Errorf("the watcher goroutine still runs after Close")
 	}
 	for i := range s.shards {
-		if s.shards[i].lockFile != nil {
+		if s.shards[i].lockFd >= 0 {
 			t.Errorf("shard %d keeps its lock file open after Close", i)
+		}
+	}
+	for _, p := range tree(t, s.Dir()) {
+		if b := filepath.Base(p); strings.HasPrefix(b, sparePrefix) || strings.HasPrefix(b, storePrefix) {
+			t.Errorf("Close left %s behind", p)
 		}
 	}
 	errs := map[string]error{}
