@@ -24,6 +24,23 @@ func exchangeFiles(a, b string) error {
 	return &errLink{"exchange", a, b, err}
 }
 
+// checkWritable reports, with the system's own cause, whether this process
+// may create and remove entries in dir: permission bits and ACLs, but also
+// what binds root (a read-only mount, an immutable directory). It calls
+// faccessat2 itself: x/sys's Faccessat takes an EPERM from it (which an
+// immutable directory gives) for a sandbox refusing the call, and falls
+// back to comparing permission bits, which root always passes.
+func checkWritable(dir string) error {
+	err := unix.Faccessat2(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS)
+	if errors.Is(err, unix.ENOSYS) { // Linux before 5.8: the real user's access
+		err = unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, 0)
+	}
+	if err != nil {
+		return pathErr("access", dir, err)
+	}
+	return nil
+}
+
 // The inotify events the cache needs. Every writer of the store replaces
 // or removes a session file by rename or unlink, which these report; the
 // writes into temp and spare files (IN_MODIFY, IN_CREATE, IN_CLOSE_WRITE)

@@ -182,15 +182,6 @@ func unlockFd(fd int, path string) error {
 	return nil
 }
 
-// checkWritable reports, with the system's own cause, whether this process
-// may create and remove entries in dir: permission bits and ACLs, but also
-// what binds root (a read-only mount, an immutable directory).
-func checkWritable(dir string) error {
-	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
-		return pathErr("access", dir, err)
-	}
-	return nil
-}
 
 // syncDir makes the entries of dir (a rename, a removal) durable.
 func syncDir(dir string) error {
