@@ -182,7 +182,6 @@ func unlockFd(fd int, path string) error {
 	return nil
 }
 
-
 // syncDir makes the entries of dir (a rename, a removal) durable.
 func syncDir(dir string) error {
 	fd, err := sysOpen(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
