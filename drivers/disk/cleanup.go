@@ -61,6 +61,11 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (SweepResult, error
 			return r, opErr("cleanup", err)
 		}
 	}
+	for i := range s.owners {
+		if err := s.sweepOwnerShard(ctx, i, &r, alive); err != nil {
+			return r, opErr("cleanup", err)
+		}
+	}
 	return r, nil
 }
 
@@ -78,7 +83,7 @@ func (s *Store) sweepRoot(ctx context.Context, r *SweepResult, alive map[string]
 		}
 		name := e.Name()
 		switch {
-		case isShardName(name) && e.IsDir():
+		case isShardName(name) && e.IsDir(), name == ownersDir && e.IsDir():
 			continue
 		case strings.HasPrefix(name, storePrefix) && e.Type().IsRegular():
 			tok := name[len(storePrefix):]
@@ -212,10 +217,11 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 	}
 	defer s.unlock(sh)
 	removed := false
+	var owned [][2]string // owner, key of deleted sessions
 	for _, key := range expired {
 		_, path := s.path(key)
 		// Recheck under the lock: the session may have been used since.
-		b, err := s.readLocked(path, headerSize)
+		b, err := s.readLocked(path, maxHeaderSize)
 		if err != nil {
 			continue
 		}
@@ -232,6 +238,9 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		s.cache.evict(i, key)
 		r.Deleted++
 		removed = true
+		if h.owner != "" {
+			owned = append(owned, [2]string{h.owner, key})
+		}
 	}
 	// Temp files and the spares of closed stores: no live store writes
 	// them (a store's spare is written only under this lock, by that
@@ -247,7 +256,53 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		removed = true
 	}
 	if removed && s.durable {
-		return syncDir(sh.dir)
+		if err := syncDir(sh.dir); err != nil {
+			return err
+		}
+	}
+	for _, ok := range owned {
+		s.indexRemoveAfter(ctx, ok[0], ok[1])
+	}
+	return nil
+}
+
+// sweepOwnerShard removes what crashed stores left in owner shard i.
+func (s *Store) sweepOwnerShard(ctx context.Context, i int, r *SweepResult, alive map[string]bool) error {
+	sh := &s.owners[i]
+	entries, err := readDir(sh.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var temps []string
+	for _, e := range entries {
+		name := e.Name()
+		if name == s.spareName || !strings.HasPrefix(name, sparePrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		orphan, err := s.orphanSpare(name[len(sparePrefix):], alive)
+		if err != nil {
+			return err
+		}
+		if orphan {
+			temps = append(temps, sh.dir+string(filepath.Separator)+name)
+		}
+	}
+	if len(temps) == 0 {
+		return nil
+	}
+	if err := s.lock(ctx, sh); err != nil {
+		return err
+	}
+	defer s.unlock(sh)
+	for _, path := range temps {
+		if err := removeFile(path); err == nil {
+			r.TempRemoved++
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
@@ -255,7 +310,7 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 // sweepHeader reads the header of the session file at path without the
 // shard's lock.
 func (s *Store) sweepHeader(ctx context.Context, path string) (header, error) {
-	b, err := s.readStable(ctx, path, headerSize)
+	b, err := s.readStable(ctx, path, maxHeaderSize)
 	if err != nil {
 		return header{}, err
 	}

@@ -17,8 +17,10 @@
 // # File format
 //
 // A session file holds a versioned header (format version, ATime, Created,
-// Version, data length, all exact: Unix seconds and nanoseconds), the data,
-// and CRC-32C checksums of the header and of the whole file. The store
+// Version, data length, Owner; times exact: Unix seconds and nanoseconds),
+// the data, and CRC-32C checksums of the header and of the whole file.
+// Files of format version 1, written before owners existed, still load
+// (with no Owner); every write makes version 2. The store
 // never consults file times, which mount options such as relatime or
 // noatime make unreliable, and never reads a clock. A truncated, altered or
 // foreign file is detected: Load reports it with an error wrapping both
@@ -66,6 +68,21 @@
 // runs without the cache. On a network file system shared by several
 // machines, turn the cache off with WithCacheSize(0): inotify does not see
 // other machines' writes.
+//
+// # Owners
+//
+// The store implements session.OwnerIndex with an index, not a scan: for
+// each owner, a small file under <root>/owners/ lists the keys of its
+// sessions, written like a session file (atomically, under a lock of its
+// own), so it survives restarts and crashes and is shared by every process
+// using the directory. A key joins its owner's index before the session
+// is written with that Owner and leaves it after the session is deleted,
+// cleaned up or given another Owner; LoadOwned checks each listed key
+// against the Owner in its session file, so a crash between the two writes
+// can leave an extra key in an index, which LoadOwned never returns and
+// removes, but never a missing one. LoadOwned reads one index file and the
+// owner's sessions (from the read cache where it can): its cost does not
+// grow with the number of sessions in the store.
 //
 // # Cleanup
 //

@@ -44,8 +44,15 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
+	os.Exit(code)
 }
+
+// atExit runs when the test binary ends (the owner benchmarks' sessions).
+var atExit []func()
 
 type barrier struct {
 	s    *Store

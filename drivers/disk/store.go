@@ -62,6 +62,9 @@ type Store struct {
 	noExchange atomic.Bool
 
 	shards [numShards]shard
+	// owners are the shards of the owner index (see owner.go), made when
+	// first written.
+	owners [numShards]shard
 
 	// life is held shared by every method for its whole run and
 	// exclusively by Close, so Close never pulls a lock file or the watcher
@@ -161,6 +164,12 @@ func New(dir string, opts ...Option) (*Store, error) {
 		if err := checkDir(sh.dir); err != nil {
 			return nil, opErr("new", err)
 		}
+		sh = &s.owners[i]
+		sh.dir = filepath.Join(root, ownersDir, shardName(i))
+		sh.lockPath = filepath.Join(sh.dir, lockName)
+		sh.spare = filepath.Join(sh.dir, s.spareName)
+		sh.sem = make(chan struct{}, 1)
+		sh.lockFd = -1
 	}
 	// The .store file marks this store as alive (see Sweep), and creating
 	// it proves the root writable beyond what access(2) says.
@@ -322,19 +331,24 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 		return session.Record{}, err
 	}
 	defer s.leave()
+	return s.load(ctx, "load", key)
+}
+
+// load is Load, for a valid key, within enter and leave.
+func (s *Store) load(ctx context.Context, op, key string) (session.Record, error) {
 	i := shardOf(key)
 	rec, gen, ok := s.cache.get(i, key)
 	if ok {
 		return rec, nil
 	}
 	path := s.pathIn(i, key)
-	buf, err := s.readStable(ctx, path, 0)
+	buf, err := s.readStable(ctx, path, maxFileSize)
 	if err != nil {
-		return session.Record{}, s.readErr("load", path, err)
+		return session.Record{}, s.readErr(op, path, err)
 	}
 	rec, err = decode(buf)
 	if err != nil {
-		return session.Record{}, s.readErr("load", path, err)
+		return session.Record{}, s.readErr(op, path, err)
 	}
 	if s.testHookLoadRead != nil {
 		s.testHookLoadRead()
@@ -377,9 +391,8 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 // A writer that finds its spare held by a reader leaves the file to that
 // reader and makes a new spare.
 
-// readStable returns the content of the session file at path, for a
-// reader without the shard's lock; max, if not 0, limits how much it
-// reads. It gives up when ctx ends.
+// readStable returns the content of the file at path (at most max bytes),
+// for a reader without the shard's lock. It gives up when ctx ends.
 func (s *Store) readStable(ctx context.Context, path string, max int) ([]byte, error) {
 	for try := 0; ; try++ {
 		if try > 0 {
@@ -413,9 +426,9 @@ func (s *Store) readStable(ctx context.Context, path string, max int) ([]byte, e
 	}
 }
 
-// readLocked returns the content of the session file at path, for a
-// writer holding the shard's lock: no other writer can change any file of
-// the shard meanwhile. max, if not 0, limits how much it reads.
+// readLocked returns the content of the file at path (at most max bytes),
+// for a writer holding the shard's lock: no other writer can change any
+// file of the shard meanwhile.
 func (s *Store) readLocked(path string, max int) ([]byte, error) {
 	fd, err := s.openSession(path)
 	if err != nil {
@@ -441,8 +454,8 @@ func (s *Store) openSession(path string) (int, error) {
 	return fd, err
 }
 
-// readOpen reads the session file open as fd: all of it, or its first
-// max bytes. With check, it first makes sure the file is still at path.
+// readOpen reads the file open as fd, up to max bytes. With check, it
+// first makes sure the file is still at path.
 func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, error) {
 	fi, err := statFd(fd, path)
 	if err != nil {
@@ -460,22 +473,13 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 	if !fi.regular {
 		return nil, corrupt("%s is not a regular file", path)
 	}
-	n := int(fi.size)
-	if max == 0 {
-		if fi.size < overhead || fi.size > maxFileSize {
-			return nil, corrupt("%d bytes, not the size of a session file", fi.size)
-		}
+	if max >= maxFileSize {
 		s.fileReads.Add(1)
-	} else {
-		n = int(min(fi.size, int64(max)))
 	}
-	buf := make([]byte, n)
+	buf := make([]byte, min(fi.size, int64(max)))
 	got, err := readFull(fd, path, buf)
 	if err != nil {
 		return nil, err
-	}
-	if got < n && max == 0 {
-		return nil, corrupt("shorter than its size")
 	}
 	return buf[:got], nil
 }
@@ -575,7 +579,8 @@ func (s *Store) takeSpare(sh *shard) (fd int, fresh bool, err error) {
 	return fd, true, nil
 }
 
-// Create implements session.Store.
+// Create implements session.Store. A record with an Owner is added to
+// that owner's index first (see owner.go).
 func (s *Store) Create(ctx context.Context, key string, rec session.Record) error {
 	if err := s.enterKey(ctx, "create", key); err != nil {
 		return err
@@ -597,10 +602,17 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return opErr("create", err)
 	}
+	if rec.Owner != "" {
+		if err := s.indexAdd(ctx, rec.Owner, key); err != nil {
+			return opErr("create", err)
+		}
+	}
 	return s.commit("create", i, key, path, buf, rec, false)
 }
 
-// Update implements session.Store.
+// Update implements session.Store. It replaces the Owner with Data and
+// ATime, moving the key between owner indexes: added to the new owner's
+// before the write, removed from the old owner's after it.
 func (s *Store) Update(ctx context.Context, key string, rec session.Record) error {
 	if err := s.enterKey(ctx, "update", key); err != nil {
 		return err
@@ -615,7 +627,7 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		return opErr("update", err)
 	}
 	defer s.unlock(sh)
-	b, err := s.readLocked(path, headerSize)
+	b, err := s.readLocked(path, maxHeaderSize)
 	if err != nil {
 		return s.readErr("update", path, err)
 	}
@@ -626,16 +638,27 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	if h.version != rec.Version {
 		return opErr("update", session.ErrConflict)
 	}
-	rec = session.Record{Data: rec.Data, ATime: rec.ATime, Created: h.created, Version: h.version + 1}
+	rec = session.Record{Data: rec.Data, ATime: rec.ATime, Created: h.created, Version: h.version + 1, Owner: rec.Owner}
 	buf, err := encode(rec)
 	if err != nil {
 		return opErr("update", err)
 	}
-	return s.commit("update", i, key, path, buf, rec, true)
+	if rec.Owner != "" && rec.Owner != h.owner {
+		if err := s.indexAdd(ctx, rec.Owner, key); err != nil {
+			return opErr("update", err)
+		}
+	}
+	if err := s.commit("update", i, key, path, buf, rec, true); err != nil {
+		return err
+	}
+	if h.owner != "" && h.owner != rec.Owner {
+		s.indexRemoveAfter(ctx, h.owner, key)
+	}
+	return nil
 }
 
-// Touch implements session.Store. It rewrites the whole file, data
-// included: only a rename replaces a file atomically.
+// Touch implements session.Store. It rewrites the whole file, data and
+// owner included: only a rename replaces a file atomically.
 func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	if err := s.enterKey(ctx, "touch", key); err != nil {
 		return err
@@ -647,7 +670,7 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		return opErr("touch", err)
 	}
 	defer s.unlock(sh)
-	buf, err := s.readLocked(path, 0)
+	buf, err := s.readLocked(path, maxFileSize)
 	var rec session.Record
 	if err == nil {
 		rec, err = decode(buf)
@@ -655,8 +678,10 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	if err != nil {
 		return s.readErr("touch", path, err)
 	}
-	setATime(buf, atime)
 	rec.ATime = atime
+	if buf, err = encode(rec); err != nil {
+		return opErr("touch", err)
+	}
 	return s.commit("touch", i, key, path, buf, rec, true)
 }
 
@@ -672,7 +697,8 @@ func (s *Store) commit(op string, i int, key, path string, buf []byte, rec sessi
 	return nil
 }
 
-// Delete implements session.Store.
+// Delete implements session.Store. A session with an Owner leaves that
+// owner's index after its file is gone.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.enterKey(ctx, "delete", key); err != nil {
 		return err
@@ -684,6 +710,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return opErr("delete", err)
 	}
 	defer s.unlock(sh)
+	owner := s.ownerOf(path)
 	err := removeFile(path)
 	s.cache.evict(i, key)
 	switch {
@@ -697,7 +724,24 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 			return opErr("delete", err)
 		}
 	}
+	if owner != "" {
+		s.indexRemoveAfter(ctx, owner, key)
+	}
 	return nil
+}
+
+// ownerOf returns the Owner of the session file at path, or "" if it has
+// none or cannot be read; the caller holds the shard's lock.
+func (s *Store) ownerOf(path string) string {
+	b, err := s.readLocked(path, maxHeaderSize)
+	if err != nil {
+		return ""
+	}
+	h, err := decodeHeader(b)
+	if err != nil {
+		return ""
+	}
+	return h.owner
 }
 
 // lock takes the shard's write lock: first this process's, honouring ctx
@@ -831,6 +875,18 @@ func (s *Store) isOwnName(name string) bool {
 	return strings.HasSuffix(name, s.token) && (name == s.spareName || name == storePrefix+s.token)
 }
 
+// allShards returns the session and the owner index shards.
+func (s *Store) allShards() []*shard {
+	all := make([]*shard, 0, 2*numShards)
+	for i := range s.shards {
+		all = append(all, &s.shards[i])
+	}
+	for i := range s.owners {
+		all = append(all, &s.owners[i])
+	}
+	return all
+}
+
 // Close stops the file watcher, removes the store's spare files and
 // releases its lock files. It waits for calls in progress to end (a
 // Cleanup stops at its next file). Close is idempotent; every other method
@@ -844,8 +900,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	err := s.cache.close()
-	for i := range s.shards {
-		sh := &s.shards[i]
+	for _, sh := range s.allShards() {
 		if sh.spareOK {
 			if rerr := removeFile(sh.spare); err == nil && rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 				err = rerr

@@ -161,9 +161,11 @@ func TestFormatRoundTrip(t *testing.T) {
 		// Beyond what Unix seconds can say: they wrap, and still round-trip.
 		time.Unix(math.MinInt64+62135596800, 0).Add(-time.Hour), time.Unix(math.MaxInt64, 999999999),
 	}
+	owners := []string{"", "o", "owner_Key-1", strings.Repeat("Z", session.MaxKeyLen)}
 	for _, at := range times {
-		for _, data := range [][]byte{nil, {}, {0}, []byte("hello\x00\xff")} {
-			in := session.Record{Data: data, ATime: at, Created: at.Add(-3), Version: 1<<64 - 1}
+		for j, data := range [][]byte{nil, {}, {0}, []byte("hello\x00\xff")} {
+			owner := owners[j%len(owners)]
+			in := session.Record{Data: data, ATime: at, Created: at.Add(-3), Version: 1<<64 - 1, Owner: owner}
 			buf, err := encode(in)
 			if err != nil {
 				t.Fatalf("encode(%v): %v", at, err)
@@ -172,14 +174,17 @@ func TestFormatRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if !out.ATime.Equal(in.ATime) || !out.Created.Equal(in.Created) || out.Version != in.Version || !bytes.Equal(out.Data, in.Data) {
+			if !out.ATime.Equal(in.ATime) || !out.Created.Equal(in.Created) || out.Version != in.Version || !bytes.Equal(out.Data, in.Data) || out.Owner != owner {
 				t.Errorf("round trip of %+v gave %+v", in, out)
 			}
-			h, err := decodeHeader(buf[:headerSize])
-			if err != nil || !h.atime.Equal(at) || h.dataLen != len(data) {
+			h, err := decodeHeader(buf[:fixedSize+len(owner)+4])
+			if err != nil || !h.atime.Equal(at) || h.dataLen != len(data) || h.owner != owner {
 				t.Errorf("decodeHeader = %+v, %v", h, err)
 			}
 		}
+	}
+	if _, err := encode(session.Record{Owner: "not a key"}); !errors.Is(err, session.ErrInvalidKey) {
+		t.Errorf("encode with an invalid owner: %v, want ErrInvalidKey", err)
 	}
 	if _, err := encode(session.Record{Data: make([]byte, maxDataSize+1)}); !errors.Is(err, session.ErrTooLarge) {
 		t.Errorf("encode of maxDataSize+1 bytes: %v, want ErrTooLarge", err)
@@ -197,12 +202,13 @@ func corruptions(valid []byte) map[string][]byte {
 		"empty":           {},
 		"foreign text":    []byte("this is somebody's notes file, not a session"),
 		"truncated":       valid[:len(valid)-3],
-		"header only":     valid[:headerSize],
+		"header only":     valid[:fixedSize+4],
 		"appended":        append(bytes.Clone(valid), 0),
 		"bad magic":       flip(0),
 		"bad version":     flip(5),
 		"flipped atime":   flip(10),
-		"flipped data":    flip(headerSize + 1),
+		"flipped data":    flip(fixedSize + 4 + 1),
+		"owner too long":  func() []byte { b := bytes.Clone(valid); b[44] = 200; return b }(),
 		"flipped trailer": flip(len(valid) - 1),
 	}
 }
@@ -296,6 +302,13 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		again, err := encode(rec)
+		if b[5] == formatV1 {
+			// Version 1 files load; writes make version 2.
+			if back, derr := decode(again); err != nil || derr != nil || !bytes.Equal(back.Data, rec.Data) || !back.ATime.Equal(rec.ATime) || back.Version != rec.Version {
+				t.Fatalf("a version 1 file does not round-trip through version 2: %v %v", err, derr)
+			}
+			return
+		}
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("a file that decodes does not encode back to itself: %v", err)
 		}
