@@ -1,7 +1,6 @@
 package disk
 
 import (
-	"io"
 	"sync"
 	"sync/atomic"
 
@@ -12,269 +11,174 @@ import (
 // key and data: the map slot, the entry and the record's times.
 const cacheEntryOverhead = 128
 
-// cache keeps decoded records in memory so that loading a session again
-// costs no file I/O. One inotify watch on the root and on each shard
-// directory (never one per file) tells it when any process renames a
-// session file into place or removes one; such an event evicts that key.
+// The read cache keeps decoded records in memory so that loading a session
+// again costs no file I/O, and it stays exact across processes without
+// watching files: every store over a directory maps the same small file,
+// <root>/.cache, a table of 65,536 version counters shared through memory
+// (mmap, MAP_SHARED). Each session key has one counter (256 per shard,
+// chosen by a hash of the key), so all the keys of a counter live in one
+// shard and their writers are serialised by that shard's lock.
 //
-// A store's own writes keep their record cached: the writer stores it
-// while it still holds the shard's lock. The events of that write must
-// then not evict it, or every write would cost the next request a file
-// read. They are told apart by name, not by file identity (inodes are
-// reused): each store writes through spare files named after its own
-// random token, and inotify pairs the two halves of a rename by a cookie,
-// so a rename whose other half is this store's spare is this store's own
-// write. An event whose other half is anything else, or is unknown
-// (another process's spare, a temp file, a rename out of the tree, a
-// batch that ends between the two halves), evicts. This is sound because
-// the shard's lock orders all writers of a file: another process's write
-// after ours comes later in the event queue than ours and evicts what we
-// stored; a write before ours is superseded by what we stored.
+//   - A writer, holding the shard's lock, makes the key's counter odd
+//     before it renames or removes the session file, and even (one more)
+//     after. It then caches what it wrote, tagged with that even value, so
+//     the next Load of its own write reads no file.
+//   - A Load returns a cached record only if the key's counter still holds
+//     the value the record is tagged with: no writer, in any process, has
+//     touched a key of that counter since. Otherwise it reads the file,
+//     and caches what it read tagged with the counter's value from before
+//     the read, only if that value was even (no write in progress). A write
+//     that began meanwhile has changed the counter, so that entry is never
+//     served.
 //
-// An insertion by Load must not outlive an eviction it raced with: a Load
-// that read the old file, then saw the event evict the key, then inserted
-// what it had read, would serve stale data until the next change. Each
-// shard therefore has a generation, bumped by every eviction and every
-// store; Load notes it before reading the file and inserts only if it is
-// unchanged.
+// Another process's write is thus seen by the very next Load, and a
+// crashed writer's odd counter just keeps its keys uncached until the next
+// write. Nothing is compared by file identity (files are reused), and the
+// cache costs a write two stores to memory, not a system call. Counters
+// are compared for equality only, so the table needs no durability: after
+// a reboot every cache starts empty. It cannot work across machines (a
+// network file system does not share mappings): there, turn it off.
 type cache struct {
 	s      *Store
-	on     atomic.Bool // off: no watcher, watcher lost, or store closed
-	budget int         // bytes per shard
+	on     bool // set by init, never changed
+	budget int  // bytes per shard
 	shards [numShards]cacheShard
+	table  *counterTable
+}
 
-	// enabled is set, before the watcher starts, if it is to run; the
-	// watcher's goroutine reads it, so it never changes afterwards.
-	enabled bool
-	watcher io.Closer
+const (
+	slotsPerShard = 256
+	tableSlots    = numShards * slotsPerShard
+	tableBytes    = tableSlots * 8
+	cacheFileName = ".cache"
+)
 
-	// ours holds the cookies of renames out of this store's spares whose
-	// other half has not been seen yet. Only the watcher goroutine uses it.
-	ours map[uint32]struct{}
-
-	offOnce   sync.Once
-	errLogged atomic.Bool
-	drops     atomic.Int64 // how often the whole cache was dropped
+// counterTable is the shared table, mapped from the .cache file.
+type counterTable struct {
+	mem   []byte
+	slots *[tableSlots]atomic.Uint64
 }
 
 type cacheShard struct {
 	mu    sync.RWMutex
 	m     map[string]cached
-	gen   uint64
 	bytes int
 }
 
 type cached struct {
 	rec  session.Record // rec.Data is owned by the cache, never handed out
 	size int
+	ver  uint64 // the key's counter when rec was current
 }
 
-// dirEvent is one inotify event on a watched directory.
-type dirEvent struct {
-	op     evOp
-	shard  int // the shard directory, -1 for the root, -2 unknown
-	name   string
-	cookie uint32
-}
+// openTable maps the counter table of the store at root; the package's
+// tests replace it to simulate a system where it cannot be mapped.
+var openTable = mapCounterTable
 
-type evOp uint8
-
-const (
-	evMovedFrom evOp = iota + 1
-	evMovedTo
-	evDeleted
-	evDirGone  // a watched directory was removed, moved or unmounted
-	evOverflow // events were lost
-)
-
-// startWatch starts the watcher; the package's tests replace it to
-// simulate a system where no watcher can start.
-var startWatch = startInotify
-
-// init starts the watcher and turns the cache on, or leaves it off and
+// init maps the counter table and turns the cache on, or leaves it off and
 // says why, once.
 func (c *cache) init(s *Store, size int) {
 	c.s = s
 	if size == 0 {
 		return
 	}
-	dirs := make([]string, numShards)
-	for i := range dirs {
-		dirs[i] = s.shards[i].dir
+	t, err := openTable(s.root+"/"+cacheFileName, s.fileMode)
+	if err != nil {
+		s.log.Warn("disk: cannot map the cache's counter table; running without the read cache",
+			"dir", s.root, "err", err)
+		return
 	}
+	c.table = t
 	c.budget = size / numShards
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]cached)
 	}
-	c.ours = make(map[uint32]struct{})
-	c.enabled = true
-	w, err := startWatch(s.root, dirs, c.handle, c.watchError)
-	if err != nil {
-		c.enabled = false
-		s.log.Warn("disk: cannot watch the session directory; running without the read cache",
-			"dir", s.root, "err", err)
-		return
-	}
-	c.watcher = w
-	c.on.Store(true)
+	c.on = true
 }
 
-// testHookEvents, if set, sees every batch of events after the store
-// handled it. The package's tests set it once, before any store exists, to
-// learn when a watcher has caught up.
-var testHookEvents func(*Store, []dirEvent)
-
-// handle evicts the keys a batch of events names, except for this store's
-// own writes. It runs on the watcher's goroutine.
-func (c *cache) handle(batch []dirEvent) {
-	for j, ev := range batch {
-		switch {
-		case ev.op == evOverflow:
-			clear(c.ours)
-			c.watchError(errOverflow)
-			continue
-		case ev.op == evDirGone:
-			c.disable("a session directory was removed, renamed or unmounted")
-			continue
-		case ev.shard == -1:
-			// The root: only the shard directories matter.
-			if isShardName(ev.name) {
-				c.disable("a session subdirectory was removed, renamed or replaced")
-			}
-			continue
-		case ev.shard < 0:
-			continue
-		}
-		if ev.name == c.s.spareName {
-			switch ev.op {
-			case evMovedFrom:
-				c.ours[ev.cookie] = struct{}{}
-			case evMovedTo:
-				delete(c.ours, ev.cookie)
-			}
-			continue
-		}
-		if ev.name == "" || ev.name[0] == '.' {
-			continue // temp, spare, lock and owner files
-		}
-		switch ev.op {
-		case evMovedTo:
-			if _, own := c.ours[ev.cookie]; own {
-				delete(c.ours, ev.cookie)
-				continue
-			}
-		case evMovedFrom:
-			// The other half follows: an exchange with our spare moves
-			// the replaced file to the spare's name.
-			if c.movedToSpare(batch[j+1:], ev.cookie) {
-				continue
-			}
-		}
-		key, ok := keyOfName(ev.name)
-		if !ok {
-			continue
-		}
-		c.evict(shardOf(key), key)
+// slot returns the counter of key, in shard i.
+func (c *cache) slot(i int, key string) *atomic.Uint64 {
+	// FNV-1a, 64 bits; shardOf uses the low bits of the 32-bit one.
+	h := uint64(14695981039346656037)
+	for j := 0; j < len(key); j++ {
+		h ^= uint64(key[j])
+		h *= 1099511628211
 	}
-	if len(c.ours) > 1024 {
-		// Halves never seen (moves out of the tree): forget them.
-		clear(c.ours)
-	}
-	if testHookEvents != nil {
-		testHookEvents(c.s, batch)
-	}
+	return &c.table.slots[i*slotsPerShard+int(h>>40)%slotsPerShard]
 }
 
-// movedToSpare reports whether the rename with cookie ends, among rest, at
-// this store's spare.
-func (c *cache) movedToSpare(rest []dirEvent, cookie uint32) bool {
-	for _, ev := range rest {
-		if ev.op == evMovedTo && ev.cookie == cookie {
-			return ev.name == c.s.spareName
-		}
-	}
-	return false
-}
-
-// watchError handles an error from the watcher. An overflow means events
-// were lost; any other error may mean the same. Only dropping everything is
-// safe. The first error is logged as a warning, later ones at debug level:
-// a storm of overflows should not flood the log.
-func (c *cache) watchError(err error) {
-	c.dropAll()
-	if !c.errLogged.Swap(true) {
-		c.s.log.Warn("disk: file watcher error; read cache dropped", "dir", c.s.root, "err", err)
-	} else {
-		c.s.log.Debug("disk: file watcher error; read cache dropped", "dir", c.s.root, "err", err)
-	}
-}
-
-func isShardName(name string) bool {
-	isHex := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
-	return len(name) == 2 && isHex(name[0]) && isHex(name[1])
-}
-
-// get returns a copy of the cached record of key, or the shard's
-// generation to pass to put after reading the file.
+// get returns a copy of the cached record of key if it is current, and
+// otherwise the counter value to pass to put after reading the file.
 func (c *cache) get(i int, key string) (session.Record, uint64, bool) {
-	if !c.on.Load() {
-		return session.Record{}, 0, false
+	if !c.on {
+		return session.Record{}, 1, false
 	}
+	v := c.slot(i, key).Load()
 	sh := &c.shards[i]
 	sh.mu.RLock()
 	e, ok := sh.m[key]
-	gen := sh.gen
 	sh.mu.RUnlock()
-	if !ok {
-		return session.Record{}, gen, false
+	if !ok || e.ver != v || v&1 == 1 {
+		return session.Record{}, v, false
 	}
 	rec := e.rec
 	rec.Data = clone(e.rec.Data)
-	return rec, 0, true
+	return rec, v, true
 }
 
-// put caches a copy of rec, read from the file after get returned gen,
-// unless an eviction happened since.
-func (c *cache) put(i int, key string, gen uint64, rec session.Record) {
-	if !c.on.Load() {
+// put caches a copy of rec, read from the file after get returned v,
+// unless a write was in progress then. A write that began since has
+// changed the counter: the entry is then never served.
+func (c *cache) put(i int, key string, v uint64, rec session.Record) {
+	if !c.on || v&1 == 1 {
 		return
 	}
+	c.insert(i, key, v, rec)
+}
+
+// begin marks a write of key in progress; the caller holds shard i's lock
+// and passes the result to end once the file is renamed or removed.
+func (c *cache) begin(i int, key string) *atomic.Uint64 {
+	if !c.on {
+		return nil
+	}
+	ctr := c.slot(i, key)
+	v := ctr.Load()
+	if v&1 == 0 {
+		ctr.Store(v + 1)
+	} else {
+		ctr.Store(v + 2) // left odd by a writer that crashed
+	}
+	return ctr
+}
+
+// end marks the write done and returns the counter's new value.
+func (c *cache) end(ctr *atomic.Uint64) uint64 {
+	if ctr == nil {
+		return 1
+	}
+	v := ctr.Load() + 1
+	ctr.Store(v)
+	return v
+}
+
+// store caches rec as written under key, current at counter value v.
+func (c *cache) store(i int, key string, v uint64, rec session.Record) {
+	if c.on {
+		c.insert(i, key, v, rec)
+	}
+}
+
+func (c *cache) insert(i int, key string, v uint64, rec session.Record) {
 	sh := &c.shards[i]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.gen != gen || !c.on.Load() {
-		return
-	}
-	c.insert(sh, key, rec)
-}
-
-// store caches rec as the record just written under key. Writers call it
-// after the rename, still holding the shard lock; it bumps the generation
-// so that a Load that read the file before this write cannot insert what
-// it read.
-func (c *cache) store(i int, key string, rec session.Record) {
-	if !c.enabled {
-		return
-	}
-	sh := &c.shards[i]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	sh.gen++
-	c.remove(sh, key)
-	if c.on.Load() {
-		c.insert(sh, key, rec)
-	}
-}
-
-// insert adds a copy of rec; sh.mu is held.
-func (c *cache) insert(sh *cacheShard, key string, rec session.Record) {
 	size := len(rec.Data) + len(key) + cacheEntryOverhead
+	rec.Data = clone(rec.Data)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c.remove(sh, key)
 	if size > c.budget {
-		c.remove(sh, key)
 		return
 	}
-	rec.Data = clone(rec.Data)
-	c.remove(sh, key)
 	// Over budget: evict arbitrary entries (map order is unspecified,
 	// which makes this a cheap random eviction).
 	for k, e := range sh.m {
@@ -284,7 +188,7 @@ func (c *cache) insert(sh *cacheShard, key string, rec session.Record) {
 		sh.bytes -= e.size
 		delete(sh.m, k)
 	}
-	sh.m[key] = cached{rec: rec, size: size}
+	sh.m[key] = cached{rec: rec, size: size, ver: v}
 	sh.bytes += size
 }
 
@@ -297,48 +201,30 @@ func (c *cache) remove(sh *cacheShard, key string) {
 
 // evict forgets key.
 func (c *cache) evict(i int, key string) {
-	if !c.enabled {
+	if !c.on {
 		return
 	}
 	sh := &c.shards[i]
 	sh.mu.Lock()
 	c.remove(sh, key)
-	sh.gen++
 	sh.mu.Unlock()
 }
 
-func (c *cache) dropAll() {
-	if !c.enabled {
-		return
-	}
-	c.drops.Add(1)
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		clear(sh.m)
-		sh.bytes = 0
-		sh.gen++
-		sh.mu.Unlock()
-	}
-}
-
-func (c *cache) disable(reason string) {
-	c.on.Store(false)
-	c.dropAll()
-	c.offOnce.Do(func() {
-		c.s.log.Warn("disk: read cache turned off: "+reason, "dir", c.s.root)
-	})
-}
-
-// close stops the watcher and waits for its goroutine.
+// close unmaps the table; the store is closed, so nothing uses it.
 func (c *cache) close() error {
-	if c.watcher == nil {
+	if !c.on {
 		return nil
 	}
-	c.on.Store(false)
-	err := c.watcher.Close()
-	c.dropAll()
-	return err
+	c.on = false
+	for i := range c.shards {
+		c.shards[i].m = nil
+	}
+	return c.table.unmap()
+}
+
+func isShardName(name string) bool {
+	isHex := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+	return len(name) == 2 && isHex(name[0]) && isHex(name[1])
 }
 
 func clone(b []byte) []byte {

@@ -83,7 +83,7 @@ func (s *Store) sweepRoot(ctx context.Context, r *SweepResult, alive map[string]
 		}
 		name := e.Name()
 		switch {
-		case isShardName(name) && e.IsDir(), name == ownersDir && e.IsDir():
+		case isShardName(name) && e.IsDir(), name == ownersDir && e.IsDir(), name == cacheFileName && e.Type().IsRegular():
 			continue
 		case strings.HasPrefix(name, storePrefix) && e.Type().IsRegular():
 			tok := name[len(storePrefix):]
@@ -229,13 +229,16 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		if err != nil || !h.atime.Before(cutoff) {
 			continue
 		}
-		if err := removeFile(path); err != nil {
+		ctr := s.cache.begin(i, key)
+		err = removeFile(path)
+		s.cache.end(ctr)
+		s.cache.evict(i, key)
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			return err
 		}
-		s.cache.evict(i, key)
 		r.Deleted++
 		removed = true
 		if h.owner != "" {

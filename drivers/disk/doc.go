@@ -54,20 +54,20 @@
 //
 // Decoded records are kept in memory (WithCacheSize; 64 MiB by default) so
 // that loading a session again costs no file I/O; a store's own writes
-// keep what they wrote cached. One inotify instance watching the root and
-// its subdirectories evicts a session whenever another store (in this
-// process or another) renames a file over it or removes it: the store
-// tells its own writes from the others' by the name of its spare file,
-// which the kernel pairs with each rename, never by file identity. On a
-// watcher error or event overflow the whole cache is dropped. Another
-// process's write therefore becomes visible to this store as soon as its
-// event is delivered: typically within microseconds, and the bound the
-// conformance tests declare is one second. Files changed in place by other
-// programs are not watched. The cache needs Linux's inotify; elsewhere, or
-// if the watcher cannot start (inotify limits), the store logs it once and
-// runs without the cache. On a network file system shared by several
-// machines, turn the cache off with WithCacheSize(0): inotify does not see
-// other machines' writes.
+// keep what they wrote cached. The cache stays exact across processes
+// without watching files: every store over a directory maps the same small
+// table of version counters (<root>/.cache, 512 KiB, mmap MAP_SHARED), one
+// counter per group of keys. A writer, under the subdirectory's lock,
+// makes its key's counter odd before it renames or removes the file and
+// even after; a Load serves a cached record only if the counter still
+// holds the value the record was cached with. Another process's write is
+// therefore seen by the very next Load (staleness 0), and a write costs two
+// stores to shared memory, not a system call or a file event. A store that
+// cannot map the table logs it once and runs without the cache. Processes
+// on different machines share no memory: on a network file system used by
+// several machines, turn the cache off with WithCacheSize(0). Files
+// changed or removed behind the store's back (by hand, by another program)
+// may still be served from a cache until the next write of that key.
 //
 // # Owners
 //

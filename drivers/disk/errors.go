@@ -21,9 +21,6 @@ var ErrCorrupt = errors.New("disk: corrupt session file")
 // errNoExchange: the file system cannot exchange two names atomically.
 var errNoExchange = errors.New("RENAME_EXCHANGE not supported")
 
-// errOverflow: the watcher lost events.
-var errOverflow = errors.New("inotify event queue overflow")
-
 // opErr is every error the store returns: "disk: <op>: <cause>", wrapping
 // the cause, so that errors.Is reaches the session sentinels and the
 // system's errors (syscall.ENOSPC, fs.ErrPermission).

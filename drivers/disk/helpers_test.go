@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,16 +33,6 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode, os.Getenv(helperDirEnv), os.Getenv(helperArgEnv)))
 	}
-	testHookEvents = func(s *Store, batch []dirEvent) {
-		for _, ev := range batch {
-			if ev.shard != -1 {
-				continue
-			}
-			if ch, ok := barriers.LoadAndDelete(barrier{s, ev.name}); ok {
-				close(ch.(chan struct{}))
-			}
-		}
-	}
 	code := m.Run()
 	for _, f := range atExit {
 		f()
@@ -53,39 +42,6 @@ func TestMain(m *testing.M) {
 
 // atExit runs when the test binary ends (the owner benchmarks' sessions).
 var atExit []func()
-
-type barrier struct {
-	s    *Store
-	name string
-}
-
-var (
-	barriers   sync.Map // barrier -> chan struct{}
-	barrierSeq atomic.Int64
-)
-
-// settle returns once s's watcher has handled every event of the writes
-// made so far, by any store: it renames a marker file into the root and
-// waits for its event, which the kernel queues after theirs.
-func settle(tb testing.TB, s *Store) {
-	tb.Helper()
-	name := fmt.Sprintf(".settle-%d", barrierSeq.Add(1))
-	path := filepath.Join(s.root, name)
-	ch := make(chan struct{})
-	barriers.Store(barrier{s, name}, ch)
-	if err := os.WriteFile(path+".tmp", nil, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		tb.Fatal(err)
-	}
-	defer os.Remove(path)
-	select {
-	case <-ch:
-	case <-time.After(cacheBound):
-		tb.Fatalf("the watcher did not deliver an event within %v", cacheBound)
-	}
-}
 
 func runHelper(mode, dir, arg string) int {
 	var err error
@@ -254,18 +210,4 @@ var t0 = time.Date(2041, time.March, 7, 13, 45, 12, 123456789, time.FixedZone("U
 
 func rec(data string, atime time.Time) session.Record {
 	return session.Record{Data: []byte(data), ATime: atime, Created: atime}
-}
-
-// waitFor polls cond until it holds or the bound passes. Only the cache's
-// cross-instance tests use it: event delivery is the one thing that takes
-// real time.
-func waitFor(tb testing.TB, bound time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %s", bound, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -38,9 +38,10 @@ func WithDurable(on bool) Option {
 }
 
 // WithCacheSize sets how many bytes of decoded sessions the read cache may
-// hold (DefaultCacheSize, 64 MiB, by default); 0 turns the cache and its
-// file watcher off. The budget is split evenly over the store's 256
-// subdirectories, and a session larger than its share is never cached.
+// hold (DefaultCacheSize, 64 MiB, by default); 0 turns the cache off, as
+// a directory shared by several machines (a network file system) needs.
+// The budget is split evenly over the store's 256 subdirectories, and a
+// session larger than its share is never cached.
 func WithCacheSize(bytes int) Option {
 	return func(o *options) error {
 		if bytes < 0 {

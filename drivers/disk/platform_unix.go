@@ -5,6 +5,8 @@ package disk
 import (
 	"errors"
 	"io/fs"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -194,3 +196,33 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// mapCounterTable maps the cache's counter table at path, shared with
+// every process mapping it, creating or growing the file as needed.
+func mapCounterTable(path string, mode fs.FileMode) (*counterTable, error) {
+	fd, err := sysOpen(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW, mode)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFd(fd)
+	fi, err := statFd(fd, path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.regular {
+		return nil, pathErr("open", path, errors.New("not a regular file"))
+	}
+	if fi.size < tableBytes {
+		// Growing fills with zeros; two processes doing it at once agree.
+		if err := unix.Ftruncate(fd, tableBytes); err != nil {
+			return nil, pathErr("truncate", path, err)
+		}
+	}
+	mem, err := unix.Mmap(fd, 0, tableBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, pathErr("mmap", path, err)
+	}
+	return &counterTable{mem: mem, slots: (*[tableSlots]atomic.Uint64)(unsafe.Pointer(&mem[0]))}, nil
+}
+
+func (t *counterTable) unmap() error { return unix.Munmap(t.mem) }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +66,7 @@ type Store struct {
 	owners [numShards]shard
 
 	// life is held shared by every method for its whole run and
-	// exclusively by Close, so Close never pulls a lock file or the watcher
+	// exclusively by Close, so Close never pulls a lock file or the cache
 	// from under a running call.
 	life    sync.RWMutex
 	closed  bool
@@ -105,12 +104,12 @@ var _ session.Store = (*Store)(nil)
 var _ io.Closer = (*Store)(nil)
 
 // New opens the store rooted at dir, creating the directory and its
-// subdirectories if missing, and starts the file watcher of the read cache.
+// subdirectories if missing, and maps the read cache's counter table.
 // It refuses, with the system's own error, a directory this process cannot
 // use: not a directory, not writable (permissions, a read-only mount, an
 // immutable directory), or with a subdirectory it cannot write. If only the
-// watcher cannot start (inotify limits, a system without inotify), the
-// store logs it once and works without the cache.
+// counter table cannot be mapped, the store logs it once and works without
+// the cache.
 func New(dir string, opts ...Option) (*Store, error) {
 	if err := platformSupported(); err != nil {
 		return nil, opErr("new", err)
@@ -140,15 +139,14 @@ func New(dir string, opts ...Option) (*Store, error) {
 	var tok [8]byte
 	rand.Read(tok[:])
 	s := &Store{
-		root:      root,
-		fileMode:  opt.fileMode,
-		dirMode:   opt.dirMode,
-		durable:   opt.durable,
-		log:       opt.logger,
-		token:     hex.EncodeToString(tok[:]),
-		storeFd:   -1,
-		reported:  make(map[string]struct{}),
-		spareName: "",
+		root:     root,
+		fileMode: opt.fileMode,
+		dirMode:  opt.dirMode,
+		durable:  opt.durable,
+		log:      opt.logger,
+		token:    hex.EncodeToString(tok[:]),
+		storeFd:  -1,
+		reported: make(map[string]struct{}),
 	}
 	s.spareName = sparePrefix + s.token
 	for i := range s.shards {
@@ -686,14 +684,17 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 }
 
 // commit ends Create, Update and Touch: it writes buf, the encoding of
-// rec, as key's file, and caches rec. On error it evicts key instead,
-// since a failed directory fsync comes after the rename.
+// rec, as key's file, and caches rec (see cache.go). On error it evicts
+// key instead, since a failed directory fsync comes after the rename.
 func (s *Store) commit(op string, i int, key, path string, buf []byte, rec session.Record, replace bool) error {
-	if err := s.write(&s.shards[i], path, buf, replace); err != nil {
+	ctr := s.cache.begin(i, key)
+	err := s.write(&s.shards[i], path, buf, replace)
+	v := s.cache.end(ctr)
+	if err != nil {
 		s.cache.evict(i, key)
 		return opErr(op, err)
 	}
-	s.cache.store(i, key, rec)
+	s.cache.store(i, key, v, rec)
 	return nil
 }
 
@@ -711,7 +712,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	defer s.unlock(sh)
 	owner := s.ownerOf(path)
+	ctr := s.cache.begin(i, key)
 	err := removeFile(path)
+	s.cache.end(ctr)
 	s.cache.evict(i, key)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -869,12 +872,6 @@ func (s *Store) reportOnce(path, msg string, err error) {
 	}
 }
 
-// isOwnName reports whether name, in the root or a shard, is a file of
-// this store's own (its spare or its .store file).
-func (s *Store) isOwnName(name string) bool {
-	return strings.HasSuffix(name, s.token) && (name == s.spareName || name == storePrefix+s.token)
-}
-
 // allShards returns the session and the owner index shards.
 func (s *Store) allShards() []*shard {
 	all := make([]*shard, 0, 2*numShards)
@@ -887,7 +884,7 @@ func (s *Store) allShards() []*shard {
 	return all
 }
 
-// Close stops the file watcher, removes the store's spare files and
+// Close unmaps the cache's table, removes the store's spare files and
 // releases its lock files. It waits for calls in progress to end (a
 // Cleanup stops at its next file). Close is idempotent; every other method
 // called after it returns an error wrapping session.ErrClosed.

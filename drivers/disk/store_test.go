@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -88,7 +87,7 @@ func TestLayoutAndPermissions(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0700", p, fi.Mode().Perm())
 		}
 	}
-	for _, p := range []string{path, filepath.Join(filepath.Dir(path), lockName)} {
+	for _, p := range []string{path, filepath.Join(filepath.Dir(path), lockName), filepath.Join(root, cacheFileName)} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -101,8 +100,8 @@ func TestLayoutAndPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != numShards+1 || entries[numShards].Name() != "ff" || entries[0].Name() != storePrefix+s.token {
-		t.Errorf("root holds %d entries, want the store's %s file and the %d subdirectories", len(entries), storePrefix+s.token, numShards)
+	if len(entries) != numShards+2 || entries[numShards+1].Name() != "ff" || entries[0].Name() != cacheFileName || entries[1].Name() != storePrefix+s.token {
+		t.Errorf("root holds %d entries, want the cache's %s file, the store's %s file and the %d subdirectories", len(entries), cacheFileName, storePrefix+s.token, numShards)
 	}
 	if temps := tempFiles(t, root); len(temps) != 0 {
 		t.Errorf("temp files left after a write: %v", temps)
@@ -439,7 +438,6 @@ func TestLoadIsCachedAndNeverAliased(t *testing.T) {
 	if err := s.Create(ctx, "k", rec("original", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s) // the Create's own events would evict what Load caches
 	first, err := s.Load(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -474,9 +472,8 @@ func TestLoadIsCachedAndNeverAliased(t *testing.T) {
 	}
 }
 
-// A store's own writes keep their record cached (their events are told
-// apart from other processes' by the store's spare name); another
-// instance's writes evict it.
+// A store's own writes keep their record cached; another instance's write
+// is seen by the very next Load.
 func TestCacheKeepsOwnWrites(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newStore(t, dir), newStore(t, dir)
@@ -494,7 +491,6 @@ func TestCacheKeepsOwnWrites(t *testing.T) {
 	if err := a.Create(ctx, "k", rec("v1", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, a)
 	load("v1")
 	for v := 1; v <= 3; v++ {
 		if err := a.Update(ctx, "k", session.Record{Data: []byte(fmt.Sprintf("v%d", v+1)), ATime: t0, Version: uint64(v)}); err != nil {
@@ -503,7 +499,6 @@ func TestCacheKeepsOwnWrites(t *testing.T) {
 		if err := a.Touch(ctx, "k", t0.Add(time.Duration(v))); err != nil {
 			t.Fatal(err)
 		}
-		settle(t, a)
 		load(fmt.Sprintf("v%d", v+1))
 	}
 	if loadReads != 0 {
@@ -512,7 +507,6 @@ func TestCacheKeepsOwnWrites(t *testing.T) {
 	if err := b.Update(ctx, "k", session.Record{Data: []byte("from b"), ATime: t0, Version: 4}); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, a)
 	load("from b")
 	if loadReads != 1 {
 		t.Errorf("Load after another instance's Update read %d files, want 1", loadReads)
@@ -555,10 +549,8 @@ func TestWriterLeavesAHeldFileAlone(t *testing.T) {
 	}
 }
 
-// cacheBound is how long the tests give a file event to arrive; the
-// conformance run declares one second.
-const cacheBound = 5 * time.Second
-
+// Another instance's writes are seen by the very next Load: the shared
+// counter changed, so the cached record is not served.
 func TestCacheSeesAnotherInstance(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newStore(t, dir), newStore(t, dir)
@@ -567,7 +559,6 @@ func TestCacheSeesAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := func() (session.Record, error) { return b.Load(ctx, "k") }
-	settle(t, b)
 	if got, err := load(); err != nil || string(got.Data) != "v1" {
 		t.Fatalf("b.Load = %q, %v", got.Data, err)
 	}
@@ -578,17 +569,23 @@ func TestCacheSeesAnotherInstance(t *testing.T) {
 	if err := a.Update(ctx, "k", session.Record{Data: []byte("v2"), ATime: t0, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "b sees a's Update", func() bool { got, _ := load(); return string(got.Data) == "v2" })
+	if got, _ := load(); string(got.Data) != "v2" {
+		t.Errorf("b.Load after a's Update = %q, want v2", got.Data)
+	}
 	if err := a.Touch(ctx, "k", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "b sees a's Touch", func() bool { got, _ := load(); return got.ATime.Equal(t0.Add(time.Hour)) })
+	if got, _ := load(); !got.ATime.Equal(t0.Add(time.Hour)) {
+		t.Errorf("b.Load after a's Touch has atime %v", got.ATime)
+	}
 	if err := a.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "b sees a's Delete", func() bool { _, err := load(); return errors.Is(err, session.ErrNotFound) })
-	// Cross-instance writes are never stale: they decide under the lock,
-	// reading the file, whatever the cache holds.
+	if _, err := load(); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("b.Load after a's Delete = %v, want ErrNotFound", err)
+	}
+	// Cross-instance writes decide under the lock, reading the file,
+	// whatever the cache holds.
 	if err := a.Create(ctx, "j", rec("j1", t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -599,36 +596,24 @@ func TestCacheSeesAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.Update(ctx, "j", session.Record{Data: []byte("lost"), ATime: t0, Version: 1}); !errors.Is(err, session.ErrConflict) {
-		t.Errorf("b.Update with the version its cache may still show = %v, want ErrConflict", err)
+		t.Errorf("b.Update with the version its cache held = %v, want ErrConflict", err)
 	}
 }
 
-// A Load that read the old file before another instance's write, and
-// whose eviction event arrived before it could insert, must not insert:
-// the stale record would otherwise stay cached until the next change.
-func TestCacheLoadRacingAnEviction(t *testing.T) {
+// A Load that read the old file before another instance's write must not
+// cache what it read as current: the stale record would otherwise be
+// served until the next change.
+func TestCacheLoadRacingAWrite(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newStore(t, dir), newStore(t, dir)
 	ctx := context.Background()
 	if err := b.Create(ctx, "k", rec("old", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, a)
-	i := shardOf("k")
-	gen := func() uint64 {
-		a.cache.shards[i].mu.RLock()
-		defer a.cache.shards[i].mu.RUnlock()
-		return a.cache.shards[i].gen
-	}
 	a.testHookLoadRead = func() {
 		a.testHookLoadRead = nil
-		before := gen()
 		if err := b.Update(ctx, "k", session.Record{Data: []byte("new"), ATime: t0, Version: 1}); err != nil {
 			t.Error(err)
-		}
-		settle(t, a)
-		if gen() == before {
-			t.Error("a's watcher handled b's Update without an eviction")
 		}
 	}
 	if got, err := a.Load(ctx, "k"); err != nil || string(got.Data) != "old" {
@@ -639,42 +624,38 @@ func TestCacheLoadRacingAnEviction(t *testing.T) {
 	}
 }
 
-func TestCacheDroppedOnWatcherError(t *testing.T) {
-	logs := &logSink{}
-	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
+// A writer that died between its two counter updates leaves the counter
+// odd: the key's records are then never cached, until the next write.
+func TestCacheAfterAWriterDied(t *testing.T) {
+	s := newStore(t, t.TempDir())
 	ctx := context.Background()
 	if err := s.Create(ctx, "k", rec("v", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s)
-	if _, err := s.Load(ctx, "k"); err != nil {
+	i := shardOf("k")
+	s.cache.begin(i, "k") // and never end
+	for range 2 {
+		before := s.fileReads.Load()
+		if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "v" {
+			t.Fatalf("Load = %q, %v", got.Data, err)
+		}
+		if s.fileReads.Load() != before+1 {
+			t.Errorf("a Load served a record cached while a write was in progress")
+		}
+	}
+	if err := s.Update(ctx, "k", session.Record{Data: []byte("w"), ATime: t0, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	s.cache.watchError(errOverflow)
-	s.cache.watchError(errOverflow)
-	reads := s.fileReads.Load()
-	if _, err := s.Load(ctx, "k"); err != nil {
-		t.Fatal(err)
-	}
-	if s.fileReads.Load() != reads+1 {
-		t.Errorf("Load after an overflow did not read the file: the cache was not dropped")
-	}
-	if n := logs.count("watcher error"); n != 1 {
-		t.Errorf("two watcher errors gave %d warnings, want 1", n)
-	}
-	// The cache still works afterwards.
-	reads = s.fileReads.Load()
-	if _, err := s.Load(ctx, "k"); err != nil || s.fileReads.Load() != reads {
-		t.Errorf("the cache no longer caches after an overflow")
+	before := s.fileReads.Load()
+	if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "w" || s.fileReads.Load() != before {
+		t.Errorf("Load after the next write = %q, %v, read a file: %v; want a cache hit", got.Data, err, s.fileReads.Load() != before)
 	}
 }
 
-func TestWithoutWatcher(t *testing.T) {
-	orig := startWatch
-	startWatch = func(string, []string, func([]dirEvent), func(error)) (io.Closer, error) {
-		return nil, syscall.EMFILE
-	}
-	defer func() { startWatch = orig }()
+func TestWithoutCounterTable(t *testing.T) {
+	orig := openTable
+	openTable = func(string, fs.FileMode) (*counterTable, error) { return nil, syscall.EMFILE }
+	defer func() { openTable = orig }()
 	logs := &logSink{}
 	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
 	if n := logs.count("without the read cache"); n != 1 {
@@ -697,32 +678,22 @@ func TestWithoutWatcher(t *testing.T) {
 	}
 }
 
-func TestCacheTurnsOffWhenASubdirectoryGoes(t *testing.T) {
-	logs := &logSink{}
-	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
+// A subdirectory removed under the store: writes recreate it, and the
+// lock is taken on the new lock file, not on the one that was deleted with
+// the old directory.
+func TestSubdirectoryRemovedUnderTheStore(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
 	ctx := context.Background()
 	if err := s.Create(ctx, "k", rec("v", t0)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Load(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
 	dir := s.shards[shardOf("k")].dir
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	// The cache turns off first, then says so: wait for both.
-	waitFor(t, cacheBound, "the cache turns off and logs it", func() bool {
-		return !s.cache.on.Load() && logs.count("read cache turned off") > 0
-	})
-	if n := logs.count("read cache turned off"); n != 1 {
-		t.Errorf("logged %d times, want once", n)
-	}
 	if _, err := s.Load(ctx, "k"); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Load of a session whose directory was removed = %v, want ErrNotFound", err)
 	}
-	// Writes recreate the directory, and the lock is taken on the new lock
-	// file, not on the one that was deleted with the old directory.
 	if err := s.Create(ctx, "k", rec("again", t0)); err != nil {
 		t.Fatalf("Create after the directory was removed: %v", err)
 	}
@@ -755,7 +726,6 @@ func TestCacheBudget(t *testing.T) {
 	if err := s.Create(ctx, "big", session.Record{Data: big, ATime: t0, Created: t0}); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s)
 	for i := range 2000 {
 		if _, err := s.Load(ctx, fmt.Sprintf("k%d", i)); err != nil {
 			t.Fatal(err)
@@ -799,9 +769,6 @@ func TestClose(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
-	}
-	if w, ok := s.cache.watcher.(interface{ stopped() bool }); ok && !w.stopped() {
-		t.Errorf("the watcher goroutine still runs after Close")
 	}
 	for i := range s.shards {
 		if s.shards[i].lockFd >= 0 {
