@@ -1,6 +1,6 @@
 module github.com/websession/websession/examples
 
-go 1.24.0
+go 1.26.0
 
 require (
 	github.com/go-sql-driver/mysql v1.10.1
@@ -15,7 +15,7 @@ require (
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
-	golang.org/x/sys v0.13.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace (
