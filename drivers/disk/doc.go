@@ -12,7 +12,9 @@
 // it. Files are created with mode 0600 and directories with 0700 (see
 // WithPermissions). Each subdirectory also holds a .lock file and one
 // spare file (.spare-<token>) per open store that has written there; the
-// root holds one .store-<token> file per open store.
+// root holds one .store-<token> file per open store, the read cache's
+// .cache table and the owners directory of the owner index (256
+// subdirectories again, made when first used).
 //
 // # File format
 //
