@@ -38,7 +38,8 @@
 // over the session file), so a reader, or a process killed at any moment
 // of a write, sees the old file or the new one, never a mix. The replaced
 // file becomes the spare for the next write: files are reused, not made
-// and freed per write, which is what costs most on many file systems. A
+// and freed per write, which is what costs most on many file systems (a
+// new session, on Linux, is an unnamed O_TMPFILE file linked into place). A
 // reader protects the file it reads with a shared flock, and a writer
 // never rewrites a file a reader holds (see store.go for the argument).
 //

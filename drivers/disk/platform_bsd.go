@@ -3,6 +3,8 @@
 package disk
 
 import (
+	"io/fs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -18,3 +20,7 @@ func checkWritable(dir string) error {
 // exchangeFiles is Linux's renameat2(RENAME_EXCHANGE); elsewhere every
 // write replaces the session file by rename.
 func exchangeFiles(a, b string) error { return errNoExchange }
+
+// createLinked is Linux's O_TMPFILE and linkat; elsewhere Create goes
+// through the spare file.
+func createLinked(string, string, []byte, fs.FileMode, bool) error { return errNoTmpfile }

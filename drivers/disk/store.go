@@ -57,8 +57,10 @@ type Store struct {
 	storeFd   int // the .store file, flocked while the store is open
 
 	// noExchange is set when the file system refuses RENAME_EXCHANGE:
-	// writes then rename the spare over the session file.
-	noExchange atomic.Bool
+	// writes then rename the spare over the session file. noTmpfile is
+	// set when it refuses O_TMPFILE: Create then renames the spare into
+	// place.
+	noExchange, noTmpfile atomic.Bool
 
 	shards [numShards]shard
 	// owners are the shards of the owner index (see owner.go), made when
@@ -484,9 +486,26 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 
 // write makes buf the content of the session file at path, atomically,
 // through the shard's spare (see above); replace says whether a file is
-// at path. The caller holds the shard's lock. On error the session file
+// at path. A new file is, where the system allows, an unnamed file linked
+// into place instead (createLinked). The caller holds the shard's lock. On error the session file
 // is intact (or, if only the final directory fsync failed, replaced).
 func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
+	if !replace && !s.noTmpfile.Load() {
+		switch err := createLinked(sh.dir, path, buf, s.fileMode, s.durable); {
+		case err == nil:
+			if s.durable {
+				return syncDir(sh.dir)
+			}
+			return nil
+		case errors.Is(err, errNoTmpfile):
+			s.noTmpfile.Store(true)
+		case errors.Is(err, fs.ErrNotExist):
+			// The directory was removed under the store: the spare path
+			// makes it again.
+		default:
+			return err
+		}
+	}
 	fd, fresh, err := s.takeSpare(sh)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -959,5 +960,30 @@ func TestFailedWriteKeepsTheOldFile(t *testing.T) {
 	}
 	if temps := tempFiles(t, dir); len(temps) != 0 {
 		t.Errorf("failed writes left temp files: %v", temps)
+	}
+}
+
+// Create links an unnamed file into place where the system allows it
+// (nothing to rename, nothing left by a crash), and otherwise renames the
+// spare into place; both make the same file.
+func TestCreateWithAndWithoutTmpfile(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
+	ctx := context.Background()
+	for _, noTmpfile := range []bool{false, true} {
+		s.noTmpfile.Store(noTmpfile)
+		key := fmt.Sprintf("k-%v", noTmpfile)
+		if err := s.Create(ctx, key, rec("v", t0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, key, rec("w", t0)); !errors.Is(err, session.ErrExists) {
+			t.Errorf("second Create = %v, want ErrExists", err)
+		}
+		if got, err := s.Load(ctx, key); err != nil || string(got.Data) != "v" || got.Version != 1 {
+			t.Errorf("Load = %q version %d, %v", got.Data, got.Version, err)
+		}
+		sh := &s.shards[shardOf(key)]
+		if !noTmpfile && runtime.GOOS == "linux" && sh.spareOK {
+			t.Errorf("Create on Linux made a spare file: the unnamed-file path was not taken")
+		}
 	}
 }
