@@ -23,4 +23,4 @@ func exchangeFiles(a, b string) error { return errNoExchange }
 
 // createLinked is Linux's O_TMPFILE and linkat; elsewhere Create goes
 // through the spare file.
-func createLinked(string, string, []byte, fs.FileMode, bool) error { return errNoTmpfile }
+func createLinked(string, string, []byte, fs.FileMode) error { return errNoTmpfile }

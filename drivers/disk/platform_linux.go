@@ -45,7 +45,7 @@ func checkWritable(dir string) error {
 // made and renamed: one directory change instead of two. It returns
 // errNoTmpfile where the file system (or a missing /proc) does not allow
 // it.
-func createLinked(dir, path string, buf []byte, mode fs.FileMode, durable bool) error {
+func createLinked(dir, path string, buf []byte, mode fs.FileMode) error {
 	fd, err := sysOpen(dir, unix.O_RDWR|unix.O_TMPFILE, mode)
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
@@ -56,11 +56,6 @@ func createLinked(dir, path string, buf []byte, mode fs.FileMode, durable bool) 
 	defer closeFd(fd)
 	if err := writeFile(fd, path, buf, int64(len(buf))); err != nil {
 		return err
-	}
-	if durable {
-		if err := syncFd(fd, path); err != nil {
-			return err
-		}
 	}
 	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
 	if errors.Is(err, unix.ENOENT) {

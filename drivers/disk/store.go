@@ -486,16 +486,15 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 
 // write makes buf the content of the session file at path, atomically,
 // through the shard's spare (see above); replace says whether a file is
-// at path. A new file is, where the system allows, an unnamed file linked
-// into place instead (createLinked). The caller holds the shard's lock. On error the session file
+// at path. A new file is, where the system allows and durability is off,
+// an unnamed file linked into place instead (createLinked). The caller holds the shard's lock. On error the session file
 // is intact (or, if only the final directory fsync failed, replaced).
 func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
-	if !replace && !s.noTmpfile.Load() {
-		switch err := createLinked(sh.dir, path, buf, s.fileMode, s.durable); {
+	// Not when durable: the link changes the file's inode after its
+	// fsync, which the spare's rename does not.
+	if !replace && !s.durable && !s.noTmpfile.Load() {
+		switch err := createLinked(sh.dir, path, buf, s.fileMode); {
 		case err == nil:
-			if s.durable {
-				return syncDir(sh.dir)
-			}
 			return nil
 		case errors.Is(err, errNoTmpfile):
 			s.noTmpfile.Store(true)
