@@ -1,6 +1,6 @@
 module github.com/websession/websession/bench
 
-go 1.24.0
+go 1.26.0
 
 replace (
 	github.com/websession/websession/conformance => ../conformance
@@ -34,9 +34,8 @@ require (
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/gorilla/securecookie v1.1.2 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	golang.org/x/sys v0.41.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

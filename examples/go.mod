@@ -1,6 +1,6 @@
 module github.com/websession/websession/examples
 
-go 1.25
+go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
@@ -22,11 +22,10 @@ require (
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
-	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
 	github.com/websession/websession/drivers/redis v0.0.0
-	golang.org/x/sys v0.41.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace (

@@ -1,11 +1,9 @@
 package disk
 
 import (
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 )
 
@@ -13,190 +11,173 @@ import (
 // key and data: the map slot, the entry and the record's times.
 const cacheEntryOverhead = 128
 
-// cache keeps decoded records in memory so that loading a session again
-// costs no file I/O. One fsnotify watcher on the root and on each shard
-// directory (never one per file) tells it when any process changes a file;
-// the event evicts that key.
+// The read cache keeps decoded records in memory so that loading a session
+// again costs no file I/O, and it stays exact across processes without
+// watching files: every store over a directory maps the same small file,
+// <root>/.cache, a table of 65,536 version counters shared through memory
+// (mmap, MAP_SHARED). Each session key has one counter (256 per shard,
+// chosen by a hash of the key), so all the keys of a counter live in one
+// shard and their writers are serialised by that shard's lock.
 //
-// An insertion must not outlive an eviction it raced with: a Load that read
-// the old file, then saw the event evict the key, then inserted what it had
-// read, would serve stale data until the next change. Each shard therefore
-// has a generation, bumped by every eviction; Load notes it before reading
-// the file and inserts only if it is unchanged.
+//   - A writer, holding the shard's lock, makes the key's counter odd
+//     before it renames or removes the session file, and even (one more)
+//     after. It then caches what it wrote, tagged with that even value, so
+//     the next Load of its own write reads no file.
+//   - A Load returns a cached record only if the key's counter still holds
+//     the value the record is tagged with: no writer, in any process, has
+//     touched a key of that counter since. Otherwise it reads the file,
+//     and caches what it read tagged with the counter's value from before
+//     the read, only if that value was even (no write in progress). A write
+//     that began meanwhile has changed the counter, so that entry is never
+//     served.
+//
+// Another process's write is thus seen by the very next Load, and a
+// crashed writer's odd counter just keeps its keys uncached until the next
+// write. Nothing is compared by file identity (files are reused), and the
+// cache costs a write two stores to memory, not a system call. Counters
+// are compared for equality only, so the table needs no durability: after
+// a reboot every cache starts empty. It cannot work across machines (a
+// network file system does not share mappings): there, turn it off.
 type cache struct {
 	s      *Store
-	on     atomic.Bool // off: no watcher, watcher lost, or store closed
-	budget int         // bytes per shard
+	on     bool // set by init, never changed
+	budget int  // bytes per shard
 	shards [numShards]cacheShard
+	table  *counterTable
+}
 
-	watcher *fsnotify.Watcher
-	done    chan struct{} // closed when the event goroutine ends
+const (
+	slotsPerShard = 256
+	tableSlots    = numShards * slotsPerShard
+	tableBytes    = tableSlots * 8
+	cacheFileName = ".cache"
+)
 
-	offOnce   sync.Once
-	errLogged atomic.Bool
-	drops     atomic.Int64 // how often the whole cache was dropped
+// counterTable is the shared table, mapped from the .cache file.
+type counterTable struct {
+	mem   []byte
+	slots *[tableSlots]atomic.Uint64
 }
 
 type cacheShard struct {
 	mu    sync.RWMutex
 	m     map[string]cached
-	gen   uint64
 	bytes int
 }
 
 type cached struct {
 	rec  session.Record // rec.Data is owned by the cache, never handed out
 	size int
+	ver  uint64 // the key's counter when rec was current
 }
 
-// init starts the watcher and turns the cache on, or leaves it off and
+// openTable maps the counter table of the store at root; the package's
+// tests replace it to simulate a system where it cannot be mapped.
+var openTable = mapCounterTable
+
+// init maps the counter table and turns the cache on, or leaves it off and
 // says why, once.
 func (c *cache) init(s *Store, size int) {
 	c.s = s
 	if size == 0 {
 		return
 	}
-	w, err := newWatcher()
-	if err == nil {
-		err = w.Add(s.root)
-		for i := 0; err == nil && i < numShards; i++ {
-			err = w.Add(s.shards[i].dir)
-		}
-		if err != nil {
-			w.Close()
-		}
-	}
+	t, err := openTable(s.root+"/"+cacheFileName, s.fileMode)
 	if err != nil {
-		s.log.Warn("disk: cannot watch the session directory; running without the read cache",
+		s.log.Warn("disk: cannot map the cache's counter table; running without the read cache",
 			"dir", s.root, "err", err)
 		return
 	}
+	c.table = t
 	c.budget = size / numShards
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]cached)
 	}
-	c.watcher = w
-	c.done = make(chan struct{})
-	c.on.Store(true)
-	go c.run()
+	c.on = true
 }
 
-// testHookEvent, if set, sees every event after the store handled it. The
-// package's tests set it once, before any store exists, to learn when a
-// watcher has caught up.
-var testHookEvent func(*Store, fsnotify.Event)
-
-// run consumes the watcher's events until it is closed. It only evicts:
-// it never calls the watcher (fsnotify serves Add and Remove on the
-// goroutine that delivers events, so calling them here could deadlock).
-func (c *cache) run() {
-	defer close(c.done)
-	events, errs := c.watcher.Events, c.watcher.Errors
-	for events != nil || errs != nil {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			c.event(ev)
-			if testHookEvent != nil {
-				testHookEvent(c.s, ev)
-			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			c.watchError(err)
-		}
+// slot returns the counter of key, in shard i.
+func (c *cache) slot(i int, key string) *atomic.Uint64 {
+	// FNV-1a, 64 bits; shardOf uses the low bits of the 32-bit one.
+	h := uint64(14695981039346656037)
+	for j := 0; j < len(key); j++ {
+		h ^= uint64(key[j])
+		h *= 1099511628211
 	}
+	return &c.table.slots[i*slotsPerShard+int(h>>40)%slotsPerShard]
 }
 
-// watchError handles an error from the watcher. An overflow means events
-// were lost; any other error may mean the same. Only dropping everything is
-// safe. The first error is logged as a warning, later ones at debug level:
-// a storm of overflows should not flood the log.
-func (c *cache) watchError(err error) {
-	c.dropAll()
-	if !c.errLogged.Swap(true) {
-		c.s.log.Warn("disk: file watcher error; read cache dropped", "dir", c.s.root, "err", err)
-	} else {
-		c.s.log.Debug("disk: file watcher error; read cache dropped", "dir", c.s.root, "err", err)
-	}
-}
-
-// event evicts the key an event names. Events on temp and lock files are
-// ignored; losing a watched directory turns the cache off for good, since
-// changes inside it would go unseen.
-func (c *cache) event(ev fsnotify.Event) {
-	if ev.Op&^fsnotify.Chmod == 0 {
-		return
-	}
-	root := c.s.root
-	parent, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
-	switch {
-	case ev.Name == root:
-		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-			c.disable("the session directory was removed or renamed")
-		}
-	case parent == root:
-		if isShardName(base) && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
-			c.disable("a session subdirectory was removed or renamed")
-		}
-	case base[0] == '.':
-		// Temp and lock files, whose events are most of the traffic.
-	case filepath.Dir(parent) == root && isShardName(filepath.Base(parent)):
-		if key, ok := keyOfName(base); ok {
-			c.evict(shardOf(key), key)
-		}
-	}
-}
-
-func isShardName(name string) bool {
-	isHex := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
-	return len(name) == 2 && isHex(name[0]) && isHex(name[1])
-}
-
-// get returns a copy of the cached record of key, or the shard's
-// generation to pass to put after reading the file.
+// get returns a copy of the cached record of key if it is current, and
+// otherwise the counter value to pass to put after reading the file.
 func (c *cache) get(i int, key string) (session.Record, uint64, bool) {
-	if !c.on.Load() {
-		return session.Record{}, 0, false
+	if !c.on {
+		return session.Record{}, 1, false
 	}
+	v := c.slot(i, key).Load()
 	sh := &c.shards[i]
 	sh.mu.RLock()
 	e, ok := sh.m[key]
-	gen := sh.gen
 	sh.mu.RUnlock()
-	if !ok {
-		return session.Record{}, gen, false
+	if !ok || e.ver != v || v&1 == 1 {
+		return session.Record{}, v, false
 	}
 	rec := e.rec
 	rec.Data = clone(e.rec.Data)
-	return rec, 0, true
+	return rec, v, true
 }
 
-// put caches a copy of rec, read from the file after get returned gen,
-// unless an eviction happened since.
-func (c *cache) put(i int, key string, gen uint64, rec session.Record) {
-	if !c.on.Load() {
+// put caches a copy of rec, read from the file after get returned v,
+// unless a write was in progress then. A write that began since has
+// changed the counter: the entry is then never served.
+func (c *cache) put(i int, key string, v uint64, rec session.Record) {
+	if !c.on || v&1 == 1 {
 		return
 	}
-	size := len(rec.Data) + len(key) + cacheEntryOverhead
-	if size > c.budget {
-		return
+	c.insert(i, key, v, rec)
+}
+
+// begin marks a write of key in progress; the caller holds shard i's lock
+// and passes the result to end once the file is renamed or removed.
+func (c *cache) begin(i int, key string) *atomic.Uint64 {
+	if !c.on {
+		return nil
 	}
-	rec.Data = clone(rec.Data)
+	ctr := c.slot(i, key)
+	v := ctr.Load()
+	if v&1 == 0 {
+		ctr.Store(v + 1)
+	} else {
+		ctr.Store(v + 2) // left odd by a writer that crashed
+	}
+	return ctr
+}
+
+// end marks the write done and returns the counter's new value.
+func (c *cache) end(ctr *atomic.Uint64) uint64 {
+	if ctr == nil {
+		return 1
+	}
+	v := ctr.Load() + 1
+	ctr.Store(v)
+	return v
+}
+
+// store caches rec as written under key, current at counter value v.
+func (c *cache) store(i int, key string, v uint64, rec session.Record) {
+	if c.on {
+		c.insert(i, key, v, rec)
+	}
+}
+
+func (c *cache) insert(i int, key string, v uint64, rec session.Record) {
 	sh := &c.shards[i]
+	size := len(rec.Data) + len(key) + cacheEntryOverhead
+	rec.Data = clone(rec.Data)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.gen != gen || !c.on.Load() {
+	c.remove(sh, key)
+	if size > c.budget {
 		return
-	}
-	if old, ok := sh.m[key]; ok {
-		sh.bytes -= old.size
-		delete(sh.m, key)
 	}
 	// Over budget: evict arbitrary entries (map order is unspecified,
 	// which makes this a cheap random eviction).
@@ -207,59 +188,43 @@ func (c *cache) put(i int, key string, gen uint64, rec session.Record) {
 		sh.bytes -= e.size
 		delete(sh.m, k)
 	}
-	sh.m[key] = cached{rec: rec, size: size}
+	sh.m[key] = cached{rec: rec, size: size, ver: v}
 	sh.bytes += size
 }
 
-// evict forgets key. Writers call it after renaming, still holding the
-// shard lock, so that this process reads its own writes at once.
-func (c *cache) evict(i int, key string) {
-	if c.watcher == nil {
-		return
-	}
-	sh := &c.shards[i]
-	sh.mu.Lock()
+func (c *cache) remove(sh *cacheShard, key string) {
 	if e, ok := sh.m[key]; ok {
 		sh.bytes -= e.size
 		delete(sh.m, key)
 	}
-	sh.gen++
+}
+
+// evict forgets key.
+func (c *cache) evict(i int, key string) {
+	if !c.on {
+		return
+	}
+	sh := &c.shards[i]
+	sh.mu.Lock()
+	c.remove(sh, key)
 	sh.mu.Unlock()
 }
 
-func (c *cache) dropAll() {
-	if c.watcher == nil {
-		return
-	}
-	c.drops.Add(1)
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		clear(sh.m)
-		sh.bytes = 0
-		sh.gen++
-		sh.mu.Unlock()
-	}
-}
-
-func (c *cache) disable(reason string) {
-	c.on.Store(false)
-	c.dropAll()
-	c.offOnce.Do(func() {
-		c.s.log.Warn("disk: read cache turned off: "+reason, "dir", c.s.root)
-	})
-}
-
-// close stops the watcher and waits for the event goroutine.
+// close unmaps the table; the store is closed, so nothing uses it.
 func (c *cache) close() error {
-	if c.watcher == nil {
+	if !c.on {
 		return nil
 	}
-	c.on.Store(false)
-	err := c.watcher.Close()
-	<-c.done
-	c.dropAll()
-	return err
+	c.on = false
+	for i := range c.shards {
+		c.shards[i].m = nil
+	}
+	return c.table.unmap()
+}
+
+func isShardName(name string) bool {
+	isHex := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+	return len(name) == 2 && isHex(name[0]) && isHex(name[1])
 }
 
 func clone(b []byte) []byte {

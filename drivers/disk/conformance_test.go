@@ -5,23 +5,15 @@ package disk_test
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/websession/websession/conformance"
 	session "github.com/websession/websession/core"
 	"github.com/websession/websession/drivers/disk"
 )
 
-// cacheStaleness is the bound declared to the suite for the read cache: how
-// long another instance's write may take to reach this instance's cache,
-// which is the delivery of one inotify event to the watcher goroutine. It
-// is typically microseconds; the suite only polls up to it, so a generous
-// bound costs nothing when the store is fast.
-const cacheStaleness = time.Second
-
 // harness runs the suite over directories under one temp dir: the
 // namespace names the store's root, so a second NewStore with the same
-// namespace opens a second Store (its own watcher, cache and lock files)
+// namespace opens a second Store (its own cache and lock files)
 // over the same files, as a second process would.
 func harness(tb testing.TB, cache, durable bool) conformance.Harness {
 	base := tb.TempDir()
@@ -29,10 +21,8 @@ func harness(tb testing.TB, cache, durable bool) conformance.Harness {
 		base = benchDir(b)
 	}
 	opts := []disk.Option{disk.WithDurable(durable)}
-	staleness := cacheStaleness
 	if !cache {
 		opts = append(opts, disk.WithCacheSize(0))
-		staleness = 0
 	}
 	return conformance.Harness{
 		NewStore: func(tb testing.TB, namespace string) session.Store {
@@ -48,8 +38,8 @@ func harness(tb testing.TB, cache, durable bool) conformance.Harness {
 			return s
 		},
 		Precision:  0, // times are stored as exact seconds and nanoseconds
-		MaxPayload: disk.MaxDataSize,
-		Staleness:  staleness,
+		MaxPayload: new(disk.Store).MaxDataSize(),
+		Staleness:  0, // the cache sees every store's writes at once (a shared counter table)
 	}
 }
 

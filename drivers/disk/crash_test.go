@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,13 @@ func crashPayload(seq int64) []byte {
 }
 
 func crashTime(seq int64) time.Time { return t0.Add(time.Duration(seq) * time.Microsecond) }
+
+// crashOwners are the owners the writer binds sessions to; the owner of a
+// Create or Update is crashOwner(seq), so a kill between the owner index
+// write and the session write is as likely as any other moment.
+var crashOwners = []string{"", "ownerA", "ownerB"}
+
+func crashOwner(seq int64) string { return crashOwners[seq%int64(len(crashOwners))] }
 
 // crashWriter is the writer process. arg is "<first seq> <durable 0|1>".
 // It prints "R" when ready, "B <key> <op> <seq>" before an operation and
@@ -84,9 +92,9 @@ func crashWriter(dir, arg string) error {
 		emit("B %s %s %d", key, op, seq)
 		switch op {
 		case "C":
-			err = s.Create(ctx, key, session.Record{Data: crashPayload(seq), ATime: crashTime(seq), Created: crashTime(seq)})
+			err = s.Create(ctx, key, session.Record{Data: crashPayload(seq), ATime: crashTime(seq), Created: crashTime(seq), Owner: crashOwner(seq)})
 		case "U":
-			err = s.Update(ctx, key, session.Record{Data: crashPayload(seq), ATime: crashTime(seq), Version: cur.Version})
+			err = s.Update(ctx, key, session.Record{Data: crashPayload(seq), ATime: crashTime(seq), Version: cur.Version, Owner: crashOwner(seq)})
 		case "T":
 			err = s.Touch(ctx, key, crashTime(seq))
 		}
@@ -98,11 +106,19 @@ func crashWriter(dir, arg string) error {
 }
 
 // crashState is what the test expects a key's file to hold: the seq of
-// the operation that wrote each part.
+// the operation that wrote each part (data and owner are written
+// together).
 type crashState struct {
 	exists               bool
 	data, atime, created int64
 	version              uint64
+}
+
+func (st crashState) owner() string {
+	if !st.exists {
+		return ""
+	}
+	return crashOwner(st.data)
 }
 
 func (st crashState) apply(op string, seq int64) crashState {
@@ -130,7 +146,7 @@ func (st crashState) matches(rec session.Record, err error) bool {
 	}
 	return err == nil && rec.Version == st.version &&
 		rec.ATime.Equal(crashTime(st.atime)) && rec.Created.Equal(crashTime(st.created)) &&
-		bytes.Equal(rec.Data, crashPayload(st.data))
+		bytes.Equal(rec.Data, crashPayload(st.data)) && rec.Owner == st.owner()
 }
 
 type crashOp struct {
@@ -219,6 +235,19 @@ func TestCrashDuringWrites(t *testing.T) {
 			}
 			t.Fatalf("round %d: key %s holds neither the state before nor after the write in flight (%+v): got version %d atime %v, %d bytes, err %v; expected %v",
 				round, key, pending, got.Version, got.ATime, len(got.Data), err, old)
+		}
+		// Each owner lists exactly its sessions, whether the kill came
+		// before, between or after the index write and the session write.
+		for _, owner := range crashOwners[1:] {
+			var want []string
+			for _, key := range crashKeys {
+				if model[key].owner() == owner {
+					want = append(want, key)
+				}
+			}
+			if got := ownedKeys(t, checker, owner); !slices.Equal(got, want) {
+				t.Fatalf("round %d: LoadOwned(%s) = %v, want %v", round, owner, got, want)
+			}
 		}
 	}
 	// Cleanup removes the temp files the kills left, and nothing else.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
 	"time"
 
 	session "github.com/websession/websession/core"
@@ -45,6 +46,50 @@ func Example() {
 	fmt.Println("cleaned up:", n, err)
 	// Output:
 	// {"count":1} version 1, atime exact: true
-	// second Create: session: record already exists
+	// second Create: disk: create: session: record already exists
 	// cleaned up: 1 <nil>
+}
+
+// LoadOwned lists the sessions bound to one owner (the manager stores a
+// hash of the application's user id as Record.Owner) by reading that
+// owner's index, not the whole directory.
+func ExampleStore_LoadOwned() {
+	dir, err := os.MkdirTemp("", "sessions")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := disk.New(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	ctx := context.Background()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	for key, owner := range map[string]string{"laptop": "user42", "phone": "user42", "other": "user7"} {
+		if err := store.Create(ctx, key, session.Record{Data: []byte(`{}`), ATime: now, Created: now, Owner: owner}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	owned, err := store.LoadOwned(ctx, "user42")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var keys []string
+	for _, o := range owned {
+		keys = append(keys, o.Key)
+	}
+	slices.Sort(keys)
+	fmt.Println("user42:", keys)
+
+	// Ending one of them takes it out of the index.
+	if err := store.Delete(ctx, "phone"); err != nil {
+		log.Fatal(err)
+	}
+	owned, _ = store.LoadOwned(ctx, "user42")
+	fmt.Println("after Delete:", len(owned))
+	// Output:
+	// user42: [laptop phone]
+	// after Delete: 1
 }

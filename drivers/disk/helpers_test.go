@@ -15,11 +15,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 )
 
@@ -35,42 +33,15 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode, os.Getenv(helperDirEnv), os.Getenv(helperArgEnv)))
 	}
-	testHookEvent = func(s *Store, ev fsnotify.Event) {
-		if ch, ok := barriers.LoadAndDelete(barrier{s, ev.Name}); ok {
-			close(ch.(chan struct{}))
-		}
+	code := m.Run()
+	for _, f := range atExit {
+		f()
 	}
-	os.Exit(m.Run())
+	os.Exit(code)
 }
 
-type barrier struct {
-	s    *Store
-	name string
-}
-
-var (
-	barriers   sync.Map // barrier -> chan struct{}
-	barrierSeq atomic.Int64
-)
-
-// settle returns once s's watcher has handled every event of the writes
-// made so far, by any store: it creates a marker file and waits for its
-// event, which the kernel queues after theirs.
-func settle(tb testing.TB, s *Store) {
-	tb.Helper()
-	name := filepath.Join(s.root, fmt.Sprintf(".settle-%d", barrierSeq.Add(1)))
-	ch := make(chan struct{})
-	barriers.Store(barrier{s, name}, ch)
-	if err := os.WriteFile(name, nil, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	defer os.Remove(name)
-	select {
-	case <-ch:
-	case <-time.After(cacheBound):
-		tb.Fatalf("the watcher did not deliver an event within %v", cacheBound)
-	}
-}
+// atExit runs when the test binary ends (the owner benchmarks' sessions).
+var atExit []func()
 
 func runHelper(mode, dir, arg string) int {
 	var err error
@@ -201,12 +172,30 @@ func tree(tb testing.TB, dir string) []string {
 	return out
 }
 
-// tempFiles lists the temp files under a store's root.
+// tempFiles lists what stores that are no longer open left under root:
+// temp files, spare files and .store files.
 func tempFiles(tb testing.TB, root string) []string {
 	tb.Helper()
 	var out []string
 	for _, p := range tree(tb, root) {
-		if strings.HasPrefix(filepath.Base(p), tempPrefix) {
+		b := filepath.Base(p)
+		var tok string
+		switch {
+		case strings.HasPrefix(b, tempPrefix):
+			out = append(out, p)
+			continue
+		case strings.HasPrefix(b, sparePrefix):
+			tok = b[len(sparePrefix):]
+		case strings.HasPrefix(b, storePrefix):
+			tok = b[len(storePrefix):]
+		default:
+			continue
+		}
+		open, err := storeOpen(filepath.Join(root, storePrefix+tok))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if !open {
 			out = append(out, p)
 		}
 	}
@@ -221,18 +210,4 @@ var t0 = time.Date(2041, time.March, 7, 13, 45, 12, 123456789, time.FixedZone("U
 
 func rec(data string, atime time.Time) session.Record {
 	return session.Record{Data: []byte(data), ATime: atime, Created: atime}
-}
-
-// waitFor polls cond until it holds or the bound passes. Only the cache's
-// cross-instance tests use it: event delivery is the one thing that takes
-// real time.
-func waitFor(tb testing.TB, bound time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %s", bound, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

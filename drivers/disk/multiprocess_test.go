@@ -92,7 +92,7 @@ func contender(dir, arg string) error {
 func contend(ctx context.Context, s *Store, tag string, emit func(string, ...any)) error {
 	for k := range contendKeys {
 		key := fmt.Sprintf("c%03d", k)
-		switch err := s.Create(ctx, key, rec(tag, t0)); {
+		switch err := s.Create(ctx, key, owned(tag, "shared", t0)); {
 		case err == nil:
 			emit("C %s %s", key, tag)
 		case !errors.Is(err, session.ErrExists):
@@ -101,7 +101,7 @@ func contend(ctx context.Context, s *Store, tag string, emit func(string, ...any
 	}
 	for k := range contendKeys {
 		key := fmt.Sprintf("u%03d", k)
-		switch err := s.Update(ctx, key, session.Record{Data: []byte(tag), ATime: t0.Add(time.Hour), Version: 1}); {
+		switch err := s.Update(ctx, key, session.Record{Data: []byte(tag), ATime: t0.Add(time.Hour), Version: 1, Owner: "updated"}); {
 		case err == nil:
 			emit("U %s %s", key, tag)
 		case !errors.Is(err, session.ErrConflict):
@@ -176,12 +176,12 @@ func TestTwoProcesses(t *testing.T) {
 	ctx := context.Background()
 	setup := newStore(t, dir, WithCacheSize(0))
 	for k := range contendKeys {
-		if err := setup.Create(ctx, fmt.Sprintf("u%03d", k), rec("initial", t0)); err != nil {
+		if err := setup.Create(ctx, fmt.Sprintf("u%03d", k), owned("initial", "before", t0)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for k := range contendDeleteKeys {
-		if err := setup.Create(ctx, fmt.Sprintf("x%03d", k), rec("doomed", t0)); err != nil {
+		if err := setup.Create(ctx, fmt.Sprintf("x%03d", k), owned("doomed", "doomed", t0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -289,6 +289,17 @@ func TestTwoProcesses(t *testing.T) {
 			t.Errorf("%s after Delete raced Update and Touch: %q version %d, %v; want it gone", key, got.Data, got.Version, err)
 		}
 	}
+	// The owner index, written by both processes at once, lists exactly
+	// the sessions of each owner.
+	var cKeys, uKeys []string
+	for k := range contendKeys {
+		cKeys = append(cKeys, fmt.Sprintf("c%03d", k))
+		uKeys = append(uKeys, fmt.Sprintf("u%03d", k))
+	}
+	wantOwned(t, check, "shared", cKeys...)
+	wantOwned(t, check, "updated", uKeys...)
+	wantOwned(t, check, "before")
+	wantOwned(t, check, "doomed")
 	if temps := tempFiles(t, dir); len(temps) != 0 {
 		t.Errorf("temp files left: %v", temps)
 	}

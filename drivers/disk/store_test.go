@@ -12,12 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	session "github.com/websession/websession/core"
 	"golang.org/x/sys/unix"
 )
@@ -88,7 +88,7 @@ func TestLayoutAndPermissions(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0700", p, fi.Mode().Perm())
 		}
 	}
-	for _, p := range []string{path, filepath.Join(filepath.Dir(path), lockName)} {
+	for _, p := range []string{path, filepath.Join(filepath.Dir(path), lockName), filepath.Join(root, cacheFileName)} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -101,8 +101,8 @@ func TestLayoutAndPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != numShards {
-		t.Errorf("root holds %d entries, want the %d subdirectories", len(entries), numShards)
+	if len(entries) != numShards+2 || entries[numShards+1].Name() != "ff" || entries[0].Name() != cacheFileName || entries[1].Name() != storePrefix+s.token {
+		t.Errorf("root holds %d entries, want the cache's %s file, the store's %s file and the %d subdirectories", len(entries), cacheFileName, storePrefix+s.token, numShards)
 	}
 	if temps := tempFiles(t, root); len(temps) != 0 {
 		t.Errorf("temp files left after a write: %v", temps)
@@ -161,9 +161,11 @@ func TestFormatRoundTrip(t *testing.T) {
 		// Beyond what Unix seconds can say: they wrap, and still round-trip.
 		time.Unix(math.MinInt64+62135596800, 0).Add(-time.Hour), time.Unix(math.MaxInt64, 999999999),
 	}
+	owners := []string{"", "o", "owner_Key-1", strings.Repeat("Z", session.MaxKeyLen)}
 	for _, at := range times {
-		for _, data := range [][]byte{nil, {}, {0}, []byte("hello\x00\xff")} {
-			in := session.Record{Data: data, ATime: at, Created: at.Add(-3), Version: 1<<64 - 1}
+		for j, data := range [][]byte{nil, {}, {0}, []byte("hello\x00\xff")} {
+			owner := owners[j%len(owners)]
+			in := session.Record{Data: data, ATime: at, Created: at.Add(-3), Version: 1<<64 - 1, Owner: owner}
 			buf, err := encode(in)
 			if err != nil {
 				t.Fatalf("encode(%v): %v", at, err)
@@ -172,17 +174,20 @@ func TestFormatRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if !out.ATime.Equal(in.ATime) || !out.Created.Equal(in.Created) || out.Version != in.Version || !bytes.Equal(out.Data, in.Data) {
+			if !out.ATime.Equal(in.ATime) || !out.Created.Equal(in.Created) || out.Version != in.Version || !bytes.Equal(out.Data, in.Data) || out.Owner != owner {
 				t.Errorf("round trip of %+v gave %+v", in, out)
 			}
-			h, err := decodeHeader(buf[:headerSize])
-			if err != nil || !h.atime.Equal(at) || h.dataLen != len(data) {
+			h, err := decodeHeader(buf[:fixedSize+len(owner)+4])
+			if err != nil || !h.atime.Equal(at) || h.dataLen != len(data) || h.owner != owner {
 				t.Errorf("decodeHeader = %+v, %v", h, err)
 			}
 		}
 	}
-	if _, err := encode(session.Record{Data: make([]byte, MaxDataSize+1)}); !errors.Is(err, session.ErrTooLarge) {
-		t.Errorf("encode of MaxDataSize+1 bytes: %v, want ErrTooLarge", err)
+	if _, err := encode(session.Record{Owner: "not a key"}); !errors.Is(err, session.ErrInvalidKey) {
+		t.Errorf("encode with an invalid owner: %v, want ErrInvalidKey", err)
+	}
+	if _, err := encode(session.Record{Data: make([]byte, maxDataSize+1)}); !errors.Is(err, session.ErrTooLarge) {
+		t.Errorf("encode of maxDataSize+1 bytes: %v, want ErrTooLarge", err)
 	}
 }
 
@@ -197,12 +202,13 @@ func corruptions(valid []byte) map[string][]byte {
 		"empty":           {},
 		"foreign text":    []byte("this is somebody's notes file, not a session"),
 		"truncated":       valid[:len(valid)-3],
-		"header only":     valid[:headerSize],
+		"header only":     valid[:fixedSize+4],
 		"appended":        append(bytes.Clone(valid), 0),
 		"bad magic":       flip(0),
 		"bad version":     flip(5),
 		"flipped atime":   flip(10),
-		"flipped data":    flip(headerSize + 1),
+		"flipped data":    flip(fixedSize + 4 + 1),
+		"owner too long":  func() []byte { b := bytes.Clone(valid); b[44] = 200; return b }(),
 		"flipped trailer": flip(len(valid) - 1),
 	}
 }
@@ -296,6 +302,13 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		again, err := encode(rec)
+		if b[5] == formatV1 {
+			// Version 1 files load; writes make version 2.
+			if back, derr := decode(again); err != nil || derr != nil || !bytes.Equal(back.Data, rec.Data) || !back.ATime.Equal(rec.ATime) || back.Version != rec.Version {
+				t.Fatalf("a version 1 file does not round-trip through version 2: %v %v", err, derr)
+			}
+			return
+		}
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("a file that decodes does not encode back to itself: %v", err)
 		}
@@ -426,7 +439,6 @@ func TestLoadIsCachedAndNeverAliased(t *testing.T) {
 	if err := s.Create(ctx, "k", rec("original", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s) // the Create's own events would evict what Load caches
 	first, err := s.Load(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -461,10 +473,85 @@ func TestLoadIsCachedAndNeverAliased(t *testing.T) {
 	}
 }
 
-// cacheBound is how long the tests give a file event to arrive; the
-// conformance run declares one second.
-const cacheBound = 5 * time.Second
+// A store's own writes keep their record cached; another instance's write
+// is seen by the very next Load.
+func TestCacheKeepsOwnWrites(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newStore(t, dir), newStore(t, dir)
+	ctx := context.Background()
+	var loadReads int64 // files read by the Loads below (Touch reads one too)
+	load := func(want string) {
+		t.Helper()
+		before := a.fileReads.Load()
+		got, err := a.Load(ctx, "k")
+		if err != nil || string(got.Data) != want {
+			t.Fatalf("Load = %q, %v; want %q", got.Data, err, want)
+		}
+		loadReads += a.fileReads.Load() - before
+	}
+	if err := a.Create(ctx, "k", rec("v1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	load("v1")
+	for v := 1; v <= 3; v++ {
+		if err := a.Update(ctx, "k", session.Record{Data: []byte(fmt.Sprintf("v%d", v+1)), ATime: t0, Version: uint64(v)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Touch(ctx, "k", t0.Add(time.Duration(v))); err != nil {
+			t.Fatal(err)
+		}
+		load(fmt.Sprintf("v%d", v+1))
+	}
+	if loadReads != 0 {
+		t.Errorf("Loads after the store's own Create, Updates and Touches read %d files, want 0", loadReads)
+	}
+	if err := b.Update(ctx, "k", session.Record{Data: []byte("from b"), ATime: t0, Version: 4}); err != nil {
+		t.Fatal(err)
+	}
+	load("from b")
+	if loadReads != 1 {
+		t.Errorf("Load after another instance's Update read %d files, want 1", loadReads)
+	}
+}
 
+// A reader holding a session file keeps what it read, whole, while writes
+// go on: the writer that would reuse that file as its spare leaves it to
+// the reader and makes a new one.
+func TestWriterLeavesAHeldFileAlone(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", rec("first", t0)); err != nil {
+		t.Fatal(err)
+	}
+	_, path := s.path("k")
+	fd, err := openRead(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFd(fd)
+	if ok, err := tryLock(fd, path, false); !ok || err != nil {
+		t.Fatalf("shared flock: %v, %v", ok, err)
+	}
+	held, err := s.readOpen(fd, path, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 4; v++ {
+		if err := s.Update(ctx, "k", session.Record{Data: []byte(fmt.Sprintf("update %d", v)), ATime: t0, Version: uint64(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := s.readOpen(fd, path, 0, false)
+	if err != nil || !bytes.Equal(again, held) {
+		t.Errorf("the held file changed under its reader: %v", err)
+	}
+	if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "update 4" || got.Version != 5 {
+		t.Errorf("Load = %q version %d, %v", got.Data, got.Version, err)
+	}
+}
+
+// Another instance's writes are seen by the very next Load: the shared
+// counter changed, so the cached record is not served.
 func TestCacheSeesAnotherInstance(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newStore(t, dir), newStore(t, dir)
@@ -473,7 +560,6 @@ func TestCacheSeesAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := func() (session.Record, error) { return b.Load(ctx, "k") }
-	settle(t, b)
 	if got, err := load(); err != nil || string(got.Data) != "v1" {
 		t.Fatalf("b.Load = %q, %v", got.Data, err)
 	}
@@ -484,17 +570,23 @@ func TestCacheSeesAnotherInstance(t *testing.T) {
 	if err := a.Update(ctx, "k", session.Record{Data: []byte("v2"), ATime: t0, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "b sees a's Update", func() bool { got, _ := load(); return string(got.Data) == "v2" })
+	if got, _ := load(); string(got.Data) != "v2" {
+		t.Errorf("b.Load after a's Update = %q, want v2", got.Data)
+	}
 	if err := a.Touch(ctx, "k", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "b sees a's Touch", func() bool { got, _ := load(); return got.ATime.Equal(t0.Add(time.Hour)) })
+	if got, _ := load(); !got.ATime.Equal(t0.Add(time.Hour)) {
+		t.Errorf("b.Load after a's Touch has atime %v", got.ATime)
+	}
 	if err := a.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cacheBound, "b sees a's Delete", func() bool { _, err := load(); return errors.Is(err, session.ErrNotFound) })
-	// Cross-instance writes are never stale: they decide under the lock,
-	// reading the file, whatever the cache holds.
+	if _, err := load(); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("b.Load after a's Delete = %v, want ErrNotFound", err)
+	}
+	// Cross-instance writes decide under the lock, reading the file,
+	// whatever the cache holds.
 	if err := a.Create(ctx, "j", rec("j1", t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -505,36 +597,24 @@ func TestCacheSeesAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.Update(ctx, "j", session.Record{Data: []byte("lost"), ATime: t0, Version: 1}); !errors.Is(err, session.ErrConflict) {
-		t.Errorf("b.Update with the version its cache may still show = %v, want ErrConflict", err)
+		t.Errorf("b.Update with the version its cache held = %v, want ErrConflict", err)
 	}
 }
 
-// A Load that read the old file before another instance's write, and
-// whose eviction event arrived before it could insert, must not insert:
-// the stale record would otherwise stay cached until the next change.
-func TestCacheLoadRacingAnEviction(t *testing.T) {
+// A Load that read the old file before another instance's write must not
+// cache what it read as current: the stale record would otherwise be
+// served until the next change.
+func TestCacheLoadRacingAWrite(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newStore(t, dir), newStore(t, dir)
 	ctx := context.Background()
 	if err := b.Create(ctx, "k", rec("old", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, a)
-	i := shardOf("k")
-	gen := func() uint64 {
-		a.cache.shards[i].mu.RLock()
-		defer a.cache.shards[i].mu.RUnlock()
-		return a.cache.shards[i].gen
-	}
 	a.testHookLoadRead = func() {
 		a.testHookLoadRead = nil
-		before := gen()
 		if err := b.Update(ctx, "k", session.Record{Data: []byte("new"), ATime: t0, Version: 1}); err != nil {
 			t.Error(err)
-		}
-		settle(t, a)
-		if gen() == before {
-			t.Error("a's watcher handled b's Update without an eviction")
 		}
 	}
 	if got, err := a.Load(ctx, "k"); err != nil || string(got.Data) != "old" {
@@ -545,40 +625,38 @@ func TestCacheLoadRacingAnEviction(t *testing.T) {
 	}
 }
 
-func TestCacheDroppedOnWatcherError(t *testing.T) {
-	logs := &logSink{}
-	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
+// A writer that died between its two counter updates leaves the counter
+// odd: the key's records are then never cached, until the next write.
+func TestCacheAfterAWriterDied(t *testing.T) {
+	s := newStore(t, t.TempDir())
 	ctx := context.Background()
 	if err := s.Create(ctx, "k", rec("v", t0)); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s)
-	if _, err := s.Load(ctx, "k"); err != nil {
+	i := shardOf("k")
+	s.cache.begin(i, "k") // and never end
+	for range 2 {
+		before := s.fileReads.Load()
+		if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "v" {
+			t.Fatalf("Load = %q, %v", got.Data, err)
+		}
+		if s.fileReads.Load() != before+1 {
+			t.Errorf("a Load served a record cached while a write was in progress")
+		}
+	}
+	if err := s.Update(ctx, "k", session.Record{Data: []byte("w"), ATime: t0, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	s.cache.watchError(fsnotify.ErrEventOverflow)
-	s.cache.watchError(fsnotify.ErrEventOverflow)
-	reads := s.fileReads.Load()
-	if _, err := s.Load(ctx, "k"); err != nil {
-		t.Fatal(err)
-	}
-	if s.fileReads.Load() != reads+1 {
-		t.Errorf("Load after an overflow did not read the file: the cache was not dropped")
-	}
-	if n := logs.count("watcher error"); n != 1 {
-		t.Errorf("two watcher errors gave %d warnings, want 1", n)
-	}
-	// The cache still works afterwards.
-	reads = s.fileReads.Load()
-	if _, err := s.Load(ctx, "k"); err != nil || s.fileReads.Load() != reads {
-		t.Errorf("the cache no longer caches after an overflow")
+	before := s.fileReads.Load()
+	if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "w" || s.fileReads.Load() != before {
+		t.Errorf("Load after the next write = %q, %v, read a file: %v; want a cache hit", got.Data, err, s.fileReads.Load() != before)
 	}
 }
 
-func TestWithoutWatcher(t *testing.T) {
-	orig := newWatcher
-	newWatcher = func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE }
-	defer func() { newWatcher = orig }()
+func TestWithoutCounterTable(t *testing.T) {
+	orig := openTable
+	openTable = func(string, fs.FileMode) (*counterTable, error) { return nil, syscall.EMFILE }
+	defer func() { openTable = orig }()
 	logs := &logSink{}
 	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
 	if n := logs.count("without the read cache"); n != 1 {
@@ -601,32 +679,22 @@ func TestWithoutWatcher(t *testing.T) {
 	}
 }
 
-func TestCacheTurnsOffWhenASubdirectoryGoes(t *testing.T) {
-	logs := &logSink{}
-	s := newStore(t, t.TempDir(), WithLogger(logs.logger()))
+// A subdirectory removed under the store: writes recreate it, and the
+// lock is taken on the new lock file, not on the one that was deleted with
+// the old directory.
+func TestSubdirectoryRemovedUnderTheStore(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
 	ctx := context.Background()
 	if err := s.Create(ctx, "k", rec("v", t0)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Load(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
 	dir := s.shards[shardOf("k")].dir
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	// The cache turns off first, then says so: wait for both.
-	waitFor(t, cacheBound, "the cache turns off and logs it", func() bool {
-		return !s.cache.on.Load() && logs.count("read cache turned off") > 0
-	})
-	if n := logs.count("read cache turned off"); n != 1 {
-		t.Errorf("logged %d times, want once", n)
-	}
 	if _, err := s.Load(ctx, "k"); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Load of a session whose directory was removed = %v, want ErrNotFound", err)
 	}
-	// Writes recreate the directory, and the lock is taken on the new lock
-	// file, not on the one that was deleted with the old directory.
 	if err := s.Create(ctx, "k", rec("again", t0)); err != nil {
 		t.Fatalf("Create after the directory was removed: %v", err)
 	}
@@ -659,7 +727,6 @@ func TestCacheBudget(t *testing.T) {
 	if err := s.Create(ctx, "big", session.Record{Data: big, ATime: t0, Created: t0}); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s)
 	for i := range 2000 {
 		if _, err := s.Load(ctx, fmt.Sprintf("k%d", i)); err != nil {
 			t.Fatal(err)
@@ -704,14 +771,14 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
-	select {
-	case <-s.cache.done:
-	default:
-		t.Errorf("the watcher goroutine still runs after Close")
-	}
 	for i := range s.shards {
-		if s.shards[i].lockFile != nil {
+		if s.shards[i].lockFd >= 0 {
 			t.Errorf("shard %d keeps its lock file open after Close", i)
+		}
+	}
+	for _, p := range tree(t, s.Dir()) {
+		if b := filepath.Base(p); strings.HasPrefix(b, sparePrefix) || strings.HasPrefix(b, storePrefix) {
+			t.Errorf("Close left %s behind", p)
 		}
 	}
 	errs := map[string]error{}
@@ -893,5 +960,30 @@ func TestFailedWriteKeepsTheOldFile(t *testing.T) {
 	}
 	if temps := tempFiles(t, dir); len(temps) != 0 {
 		t.Errorf("failed writes left temp files: %v", temps)
+	}
+}
+
+// Create links an unnamed file into place where the system allows it
+// (nothing to rename, nothing left by a crash), and otherwise renames the
+// spare into place; both make the same file.
+func TestCreateWithAndWithoutTmpfile(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
+	ctx := context.Background()
+	for _, noTmpfile := range []bool{false, true} {
+		s.noTmpfile.Store(noTmpfile)
+		key := fmt.Sprintf("k-%v", noTmpfile)
+		if err := s.Create(ctx, key, rec("v", t0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, key, rec("w", t0)); !errors.Is(err, session.ErrExists) {
+			t.Errorf("second Create = %v, want ErrExists", err)
+		}
+		if got, err := s.Load(ctx, key); err != nil || string(got.Data) != "v" || got.Version != 1 {
+			t.Errorf("Load = %q version %d, %v", got.Data, got.Version, err)
+		}
+		sh := &s.shards[shardOf(key)]
+		if !noTmpfile && runtime.GOOS == "linux" && sh.spareOK {
+			t.Errorf("Create on Linux made a spare file: the unnamed-file path was not taken")
+		}
 	}
 }
