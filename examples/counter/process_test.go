@@ -126,6 +126,10 @@ func TestDatabaseStoresNeedDSN(t *testing.T) {
 // TestCommandLine checks the program's exit codes and messages, as a shell
 // sees them.
 func TestCommandLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args   []string
 		status int
@@ -138,6 +142,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-store", "disk", "-dsn", "x", "-table", "t"}, 2, "-dsn, -table does not apply to -store disk"},
 		{[]string{"-store", "nosuch"}, 2, `unknown store "nosuch"`},
 		{[]string{"-nosuchflag"}, 2, "flag provided but not defined"},
+		// A store that cannot work is refused at start-up, with the cause.
+		{[]string{"-dir", filepath.Join(file, "sessions")}, 2, "not a directory"},
 	} {
 		cmd := exec.Command(binary(t), tc.args...)
 		cmd.Dir = t.TempDir()
