@@ -3,6 +3,7 @@ package disk
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	session "github.com/websession/websession/core"
 )
@@ -39,11 +40,16 @@ const cacheEntryOverhead = 128
 // a reboot every cache starts empty. It cannot work across machines (a
 // network file system does not share mappings): there, turn it off.
 type cache struct {
-	s      *Store
-	on     bool // set by init, never changed
-	budget int  // bytes per shard
-	shards [numShards]cacheShard
-	table  *counterTable
+	s  *Store
+	on bool // set by init, never changed
+	// lost is set once the table file was found removed or replaced (by
+	// hand: the store never does it): processes mapping another file
+	// would no longer see each other's writes, so the cache stops serving.
+	lost    atomic.Bool
+	checked atomic.Int64 // when the table's file was last checked, Unix ns
+	budget  int          // bytes per shard
+	shards  [numShards]cacheShard
+	table   *counterTable
 }
 
 const (
@@ -57,6 +63,8 @@ const (
 type counterTable struct {
 	mem   []byte
 	slots *[tableSlots]atomic.Uint64
+	path  string
+	id    fileInfo // the file mapped
 }
 
 type cacheShard struct {
@@ -110,7 +118,7 @@ func (c *cache) slot(i int, key string) *atomic.Uint64 {
 // get returns a copy of the cached record of key if it is current, and
 // otherwise the counter value to pass to put after reading the file.
 func (c *cache) get(i int, key string) (session.Record, uint64, bool) {
-	if !c.on {
+	if !c.on || !c.tableHeld() {
 		return session.Record{}, 1, false
 	}
 	v := c.slot(i, key).Load()
@@ -126,11 +134,48 @@ func (c *cache) get(i int, key string) (session.Record, uint64, bool) {
 	return rec, v, true
 }
 
+// tableCheckInterval is how often a Load checks that the counter table's
+// file is still the one mapped: one stat a second, whatever the load.
+var tableCheckInterval = time.Second // a variable for the tests
+
+// tableHeld reports whether the counter table still coordinates this
+// store's cache with the others. Someone removing or replacing the .cache
+// file by hand would leave stores mapping different tables, each blind to
+// the others' writes; the first Load to notice turns this store's cache
+// off for good (and says so), so a deleted or killed session is never
+// served from it.
+func (c *cache) tableHeld() bool {
+	if c.lost.Load() {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := c.checked.Load()
+	if now-last < int64(tableCheckInterval) || !c.checked.CompareAndSwap(last, now) {
+		return true
+	}
+	fi, err := lstatPath(c.table.path)
+	if err == nil && fi.sameFile(c.table.id) {
+		return true
+	}
+	if !c.lost.Swap(true) {
+		c.s.log.Error("disk: the read cache's counter table was removed or replaced behind the store's back; running without the read cache",
+			"path", c.table.path, "err", err)
+		for i := range c.shards {
+			sh := &c.shards[i]
+			sh.mu.Lock()
+			clear(sh.m)
+			sh.bytes = 0
+			sh.mu.Unlock()
+		}
+	}
+	return false
+}
+
 // put caches a copy of rec, read from the file after get returned v,
 // unless a write was in progress then. A write that began since has
 // changed the counter: the entry is then never served.
 func (c *cache) put(i int, key string, v uint64, rec session.Record) {
-	if !c.on || v&1 == 1 {
+	if !c.on || v&1 == 1 || c.lost.Load() {
 		return
 	}
 	c.insert(i, key, v, rec)
@@ -164,7 +209,7 @@ func (c *cache) end(ctr *atomic.Uint64) uint64 {
 
 // store caches rec as written under key, current at counter value v.
 func (c *cache) store(i int, key string, v uint64, rec session.Record) {
-	if c.on {
+	if c.on && !c.lost.Load() {
 		c.insert(i, key, v, rec)
 	}
 }

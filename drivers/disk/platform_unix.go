@@ -222,7 +222,7 @@ func mapCounterTable(path string, mode fs.FileMode) (*counterTable, error) {
 	if err != nil {
 		return nil, pathErr("mmap", path, err)
 	}
-	return &counterTable{mem: mem, slots: (*[tableSlots]atomic.Uint64)(unsafe.Pointer(&mem[0]))}, nil
+	return &counterTable{mem: mem, slots: (*[tableSlots]atomic.Uint64)(unsafe.Pointer(&mem[0])), path: path, id: fi}, nil
 }
 
 func (t *counterTable) unmap() error { return unix.Munmap(t.mem) }

@@ -987,3 +987,42 @@ func TestCreateWithAndWithoutTmpfile(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheTableRemovedByHand: someone deletes the .cache file while stores
+// run; a store started afterwards maps a new table the old ones cannot
+// see. The old store must stop serving its cache (and say so) rather than
+// serve a session the new store deleted.
+func TestCacheTableRemovedByHand(t *testing.T) {
+	defer func(d time.Duration) { tableCheckInterval = d }(tableCheckInterval)
+	tableCheckInterval = 0 // check on every Load
+	dir := t.TempDir()
+	var logs logSink
+	old := newStore(t, dir, WithLogger(logs.logger()))
+	ctx := context.Background()
+	if err := old.Create(ctx, "k", rec("v1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Load(ctx, "k"); err != nil { // cached
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, cacheFileName)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newStore(t, dir)
+	if err := fresh.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Load(ctx, "k"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("the old store's Load after the session was deleted through a new table: %v, want ErrNotFound", err)
+	}
+	if logs.count("counter table was removed or replaced") != 1 {
+		t.Fatal("the store did not say why it stopped caching")
+	}
+	// It keeps working, reading files.
+	if err := fresh.Create(ctx, "k", rec("v2", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := old.Load(ctx, "k"); err != nil || string(got.Data) != "v2" {
+		t.Fatalf("old.Load = %q, %v", got.Data, err)
+	}
+}
