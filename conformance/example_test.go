@@ -34,4 +34,5 @@ func ExampleSubtests() {
 	// Store/SecondInstance/SeesDelete
 	// Store/SecondInstance/SeesCleanup
 	// Store/SecondInstance/WriteConflicts
+	// Store/Owner/SecondInstance
 }

@@ -6,146 +6,158 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	session "github.com/websession/websession/core"
 )
 
-// Sizes of the concurrency checks: enough goroutines and rounds that a
-// check-then-act race shows, few enough to stay fast against a database.
+// Sizes of the concurrency checks: enough rounds, with start offsets swept
+// across one call's duration, that a check-then-act race shows in every
+// run; few enough calls to stay fast against a database.
 const (
 	raceGoroutines = 8
-	raceRounds     = 12
 	casIncrements  = 12
 	busyGoroutines = 12
 	busyIterations = 12
+	sweepRecords   = 16 // idle records per round of Store/Concurrent/CleanupVsWrites
 )
 
-// errList collects failures from many goroutines; the test goroutine
-// reports them.
-type errList struct {
-	mu     sync.Mutex
-	msgs   []string
-	broken error
-}
-
-func (l *errList) add(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, fmt.Sprintf(format, args...))
-}
-
-// brokenCall records a hung or panicking call; it reports whether err was
-// one, so the goroutine can stop.
-func (l *errList) brokenCall(err error) bool {
-	if !isBroken(err) {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.broken == nil {
-		l.broken = err
-	}
-	return true
-}
-
-func (x *storeT) report(l *errList) {
-	x.t.Helper()
-	if l.broken != nil {
-		x.t.Fatal(l.broken)
-	}
-	const most = 10
-	for i, m := range l.msgs {
-		if i == most {
-			x.errorf("... and %d more", len(l.msgs)-most)
-			break
+// judgeWinners checks the outcome of rounds of concurrent calls of which
+// exactly one must succeed, each round on its own key: errs[i][g] is the
+// error of goroutine g in round first+i; lose is the sentinel the others
+// must get. It returns each round's winner, or -1.
+func judgeWinners(first int, op string, errs [][]error, lose error, l *errList) []int {
+	winners := make([]int, len(errs))
+	for i, round := range errs {
+		r, n := first+i+1, len(round)
+		winners[i] = -1
+		for g, err := range round {
+			switch {
+			case l.brokenCall(err):
+			case err == nil && winners[i] >= 0 && op == "Create":
+				l.add("two created", "round %d: %d concurrent Creates of one new key: both #%d and #%d succeeded, want exactly one success and ErrExists for the rest. Create must claim the key in one atomic step (INSERT into a unique key, LoadOrStore, SET NX, O_EXCL), never check that it is free and then insert", r, n, winners[i], g)
+			case err == nil && winners[i] >= 0:
+				l.add("two updated", "round %d: %d concurrent Updates with Version 1: both #%d and #%d succeeded, want exactly one success and ErrConflict for the rest (a lost update). Update must compare the version and write in one atomic step (UPDATE ... WHERE key = ? AND version = ?, CompareAndSwap), never read the version and then write", r, n, winners[i], g)
+			case err == nil:
+				winners[i] = g
+			case op == "Update" && errors.Is(err, session.ErrNotFound):
+				l.add("not found", "round %d: concurrent Update #%d with Version 1 of a record that exists: got %v, want nil or ErrConflict. A version mismatch is ErrConflict; ErrNotFound only when the record is gone (an UPDATE that matched no row must check whether the key exists)", r, g, err)
+			case !errors.Is(err, lose):
+				l.add(op+" error", "round %d: concurrent %s #%d of one key: got error %v, want nil or an error wrapping %s", r, op, g, err, sentinelName(lose))
+			}
 		}
-		x.errorf("%s", m)
+		if winners[i] < 0 && !l.stopped() {
+			l.add("none won", "round %d: %d concurrent %ss of one key all failed, want exactly one success", r, n, op)
+		}
+	}
+	return winners
+}
+
+// expectWinners loads each round's key and checks that it holds its
+// winner's record, whole.
+func (x *storeT) expectWinners(first int, op string, keys []string, winners []int, w func(g int) want, l *errList) {
+	x.t.Helper()
+	recs, errs := x.bulkLoad(keys)
+	for i, rec := range recs {
+		if winners[i] < 0 {
+			continue
+		}
+		if errs[i] != nil {
+			l.add("load", "round %d: Load after concurrent %ss: %v", first+i+1, op, errs[i])
+		} else if p := x.s.recordProblems(rec, w(winners[i])); len(p) > 0 {
+			l.add("not the winner's", "round %d: the record after concurrent %ss is not the winner's (#%d), whole: %s. A refused %s must change nothing", first+i+1, op, winners[i], strings.Join(p, "; "), op)
+		}
 	}
 }
 
-// raceCall is a store call for use off the test goroutine.
-func raceCall(s *suite, op string, fn func(ctx context.Context) error) error {
-	_, err := call(s, context.Background(), op, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, fn(ctx)
+// raceOneKey runs a pair race of op on one new key per round (prep makes
+// the keys ready), then one chunk of rounds with raceGoroutines calling
+// at once, and checks that exactly one call of each round succeeds.
+func (x *storeT) raceOneKey(op string, span time.Duration, prep func(keys []string) bool, do func(ctx context.Context, key string, g int) error, lose error, w func(g int) want) {
+	x.t.Helper()
+	var l errList
+	keysOf := func(first int) []string {
+		keys := make([]string, raceChunk)
+		for i := range keys {
+			keys[i] = x.key(fmt.Sprint("round", first+i))
+		}
+		return keys
+	}
+	var keys []string
+	var errs [][]error
+	last := 0
+	x.pairRace(span, func(first int) bool {
+		keys, errs, last = keysOf(first), make([][]error, raceChunk), first+raceChunk
+		for i := range errs {
+			errs[i] = make([]error, 2)
+		}
+		return prep(keys)
+	}, func(c *caller, i int) {
+		k := keys[i]
+		errs[i][c.g] = c.call(desc(op, k), func(ctx context.Context) error { return do(ctx, k, c.g) })
+	}, func(first int) bool {
+		winners := judgeWinners(first, op, errs, lose, &l)
+		if l.empty() {
+			x.expectWinners(first, op, keys, winners, w, &l)
+		}
+		return l.empty()
 	})
-	return err
-}
-
-// together runs fn(i) for i in [0, n) on n goroutines released at once.
-func together(n int, fn func(i int)) {
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			fn(i)
-		}()
+	if l.empty() {
+		keys, errs = keysOf(last), make([][]error, raceChunk)
+		for i := range errs {
+			errs[i] = make([]error, raceGoroutines)
+		}
+		if prep(keys) {
+			x.rounds(raceGoroutines, raceChunk, nil, func(c *caller, i int) {
+				k := keys[i]
+				errs[i][c.g] = c.call(desc(op, k), func(ctx context.Context) error { return do(ctx, k, c.g) })
+			})
+			winners := judgeWinners(last, op, errs, lose, &l)
+			if l.empty() {
+				x.expectWinners(last, op, keys, winners, w, &l)
+			}
+		}
 	}
-	close(start)
-	wg.Wait()
+	x.report(&l)
 }
 
 func checkConcurrentCreate(f *fixture) {
 	x := storeFixture(f)
-	for round := range raceRounds {
-		k := x.key(fmt.Sprint("round", round))
-		errs := make([]error, raceGoroutines)
-		together(raceGoroutines, func(i int) {
-			errs[i] = raceCall(x.s, "Create", func(ctx context.Context) error {
-				return x.st.Create(ctx, k, session.Record{Data: []byte(fmt.Sprint("creator ", i)), ATime: timeAt(time.Duration(i)), Created: timeAt(0)})
-			})
+	measured := 0
+	span := x.callSpan(func(c *caller) error {
+		measured++
+		k := x.key(fmt.Sprint("measure", measured))
+		return c.call(desc("Create", k), func(ctx context.Context) error {
+			return x.st.Create(ctx, k, session.Record{Data: []byte("measure"), ATime: timeAt(0), Created: timeAt(0)})
 		})
-		winner := -1
-		for i, err := range errs {
-			x.stop(err)
-			switch {
-			case err == nil && winner >= 0:
-				x.fatalf("round %d: %d concurrent Creates of one key: both #%d and #%d succeeded, want exactly one success and ErrExists for the rest", round, raceGoroutines, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, session.ErrExists):
-				x.errorf("round %d: concurrent Create #%d: got error %v, want nil or an error wrapping session.ErrExists", round, i, err)
-			}
-		}
-		if winner < 0 {
-			x.fatalf("round %d: %d concurrent Creates of one new key all failed, want exactly one success", round, raceGoroutines)
-		}
-		x.expect(x.st, k, want{data: []byte(fmt.Sprint("creator ", winner)), atime: timeAt(time.Duration(winner)), created: timeAt(0), version: 1}, fmt.Sprintf("round %d: record after concurrent Creates (the winner's, whole)", round))
-	}
+	})
+	x.raceOneKey("Create", span, func([]string) bool { return true }, func(ctx context.Context, k string, g int) error {
+		return x.st.Create(ctx, k, session.Record{Data: []byte(fmt.Sprint("creator ", g)), ATime: timeAt(time.Duration(g)), Created: timeAt(0)})
+	}, session.ErrExists, func(g int) want {
+		return want{data: []byte(fmt.Sprint("creator ", g)), atime: timeAt(time.Duration(g)), created: timeAt(0), version: 1}
+	})
 }
 
 func checkConcurrentUpdate(f *fixture) {
 	x := storeFixture(f)
-	for round := range raceRounds {
-		k := x.key(fmt.Sprint("round", round))
-		x.mustCreate(x.st, k, want{data: []byte("start"), atime: timeAt(0), created: timeAt(0)})
-		errs := make([]error, raceGoroutines)
-		together(raceGoroutines, func(i int) {
-			errs[i] = raceCall(x.s, "Update", func(ctx context.Context) error {
-				return x.st.Update(ctx, k, session.Record{Data: []byte(fmt.Sprint("updater ", i)), ATime: timeAt(time.Minute + time.Duration(i)), Version: 1})
-			})
+	probe := x.key("measure")
+	x.mustCreate(x.st, probe, want{data: []byte("measure"), atime: timeAt(0), created: timeAt(0)})
+	version := uint64(1)
+	span := x.callSpan(func(c *caller) error {
+		err := c.call(desc("Update", probe), func(ctx context.Context) error {
+			return x.st.Update(ctx, probe, session.Record{Data: []byte("measure"), ATime: timeAt(0), Version: version})
 		})
-		winner := -1
-		for i, err := range errs {
-			x.stop(err)
-			switch {
-			case err == nil && winner >= 0:
-				x.fatalf("round %d: %d concurrent Updates with Version 1: both #%d and #%d succeeded, want exactly one success and ErrConflict for the rest (a lost update)", round, raceGoroutines, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, session.ErrConflict):
-				x.errorf("round %d: concurrent Update #%d: got error %v, want nil or an error wrapping session.ErrConflict", round, i, err)
-			}
-		}
-		if winner < 0 {
-			x.fatalf("round %d: %d concurrent Updates with the stored Version all failed, want exactly one success", round, raceGoroutines)
-		}
-		x.expect(x.st, k, want{data: []byte(fmt.Sprint("updater ", winner)), atime: timeAt(time.Minute + time.Duration(winner)), created: timeAt(0), version: 2}, fmt.Sprintf("round %d: record after concurrent Updates (the winner's, whole, at Version 2)", round))
-	}
+		version++
+		return err
+	})
+	x.raceOneKey("Update", span, func(keys []string) bool {
+		return x.bulkCreate(keys, func(int) want { return want{data: []byte("start"), atime: timeAt(0), created: timeAt(0)} })
+	}, func(ctx context.Context, k string, g int) error {
+		return x.st.Update(ctx, k, session.Record{Data: []byte(fmt.Sprint("updater ", g)), ATime: timeAt(time.Minute + time.Duration(g)), Version: 1})
+	}, session.ErrConflict, func(g int) want {
+		return want{data: []byte(fmt.Sprint("updater ", g)), atime: timeAt(time.Minute + time.Duration(g)), created: timeAt(0), version: 2}
+	})
 }
 
 // checkConcurrentCASCounter increments a counter from many goroutines with
@@ -155,15 +167,15 @@ func checkConcurrentCASCounter(f *fixture) {
 	k := x.key("counter")
 	x.mustCreate(x.st, k, want{data: []byte("0"), atime: timeAt(0), created: timeAt(0)})
 	var l errList
-	together(raceGoroutines, func(g int) {
+	x.race(raceGoroutines, nil, func(c *caller) {
 		for range casIncrements {
 			for attempt := 0; ; attempt++ {
 				if attempt == 1000 {
-					l.add("goroutine %d: no Update succeeded in 1000 attempts", g)
+					l.add("starved", "goroutine %d: no Update succeeded in 1000 attempts of Load and Update with the Version just loaded", c.g)
 					return
 				}
 				var rec session.Record
-				err := raceCall(x.s, "Load", func(ctx context.Context) error {
+				err := c.call(desc("Load", k), func(ctx context.Context) error {
 					var err error
 					rec, err = x.st.Load(ctx, k)
 					return err
@@ -172,15 +184,15 @@ func checkConcurrentCASCounter(f *fixture) {
 					return
 				}
 				if err != nil {
-					l.add("goroutine %d: Load: %v", g, err)
+					l.add("load", "goroutine %d: Load of the counter: %v", c.g, err)
 					return
 				}
 				n, perr := strconv.Atoi(string(rec.Data))
 				if perr != nil {
-					l.add("goroutine %d: Load returned Data %q, not a number written by this test", g, rec.Data)
+					l.add("garbage", "goroutine %d: Load returned Data %q, not a number written by this test", c.g, rec.Data)
 					return
 				}
-				err = raceCall(x.s, "Update", func(ctx context.Context) error {
+				err = c.call(desc("Update", k), func(ctx context.Context) error {
 					return x.st.Update(ctx, k, session.Record{Data: []byte(strconv.Itoa(n + 1)), ATime: timeAt(time.Second), Version: rec.Version})
 				})
 				if l.brokenCall(err) {
@@ -190,7 +202,7 @@ func checkConcurrentCASCounter(f *fixture) {
 					break
 				}
 				if !errors.Is(err, session.ErrConflict) {
-					l.add("goroutine %d: Update with the Version just loaded: got %v, want nil or ErrConflict", g, err)
+					l.add("update", "goroutine %d: Update with the Version just loaded: got %v, want nil or ErrConflict", c.g, err)
 					return
 				}
 			}
@@ -208,41 +220,39 @@ func checkConcurrentDistinctKeys(f *fixture) {
 	x := storeFixture(f)
 	var l errList
 	ancient := timeAt(-24 * 365 * time.Hour)
-	stop := make(chan struct{})
-	var cleaners sync.WaitGroup
-	cleaners.Add(1)
-	go func() {
-		defer cleaners.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	var working atomic.Int32
+	working.Store(busyGoroutines)
+	x.race(busyGoroutines+1, nil, func(c *caller) {
+		if c.g == busyGoroutines {
+			// Cleanups while the others work, and one after they are done.
+			for last := false; !last; {
+				last = working.Load() == 0
+				var n int
+				err := c.call("Cleanup("+fmtTime(ancient)+")", func(ctx context.Context) error {
+					var err error
+					n, err = x.st.Cleanup(ctx, ancient)
+					return err
+				})
+				if l.brokenCall(err) {
+					return
+				}
+				if err != nil || n != 0 {
+					l.add("cleanup", "Cleanup with a cutoff before every record, during other calls: got (%d, %v), want (0, nil)", n, err)
+					return
+				}
 			}
-			var n int
-			err := raceCall(x.s, "Cleanup", func(ctx context.Context) error {
-				var err error
-				n, err = x.st.Cleanup(ctx, ancient)
-				return err
-			})
-			if l.brokenCall(err) {
-				return
-			}
-			if err != nil || n != 0 {
-				l.add("Cleanup with a cutoff before every record, during other calls: got (%d, %v), want (0, nil)", n, err)
-				return
-			}
+			return
 		}
-	}()
-	together(busyGoroutines, func(g int) {
+		defer working.Add(-1)
+		g := c.g
 		k := x.key(fmt.Sprint("g", g))
 		do := func(op string, fn func(ctx context.Context) error) bool {
-			err := raceCall(x.s, op, fn)
+			err := c.call(desc(op, k), fn)
 			if l.brokenCall(err) {
 				return false
 			}
 			if err != nil {
-				l.add("goroutine %d: %s of its own key: %v", g, op, err)
+				l.add(op, "goroutine %d: %s of its own key: %v", g, op, err)
 				return false
 			}
 			return true
@@ -275,7 +285,7 @@ func checkConcurrentDistinctKeys(f *fixture) {
 				return
 			}
 			if p := x.s.recordProblems(rec, want{data: data, atime: at.Add(time.Second), created: created, version: version}); len(p) > 0 {
-				l.add("goroutine %d, iteration %d: own key's record after Update and Touch: %s", g, i, strings.Join(p, "; "))
+				l.add("own record", "goroutine %d, iteration %d: own key's record after Update and Touch, with other goroutines busy on their own keys: %s", g, i, strings.Join(p, "; "))
 				return
 			}
 			if i%4 == 3 {
@@ -292,9 +302,250 @@ func checkConcurrentDistinctKeys(f *fixture) {
 			}
 		}
 	})
-	close(stop)
-	cleaners.Wait()
 	x.report(&l)
+}
+
+// touchSpan measures one Touch, to scale the offsets of the Touch races.
+func (x *storeT) touchSpan() time.Duration {
+	x.t.Helper()
+	probe := x.key("measure")
+	x.mustCreate(x.st, probe, want{data: []byte("measure"), atime: timeAt(0), created: timeAt(0)})
+	return x.callSpan(func(c *caller) error {
+		return c.call(desc("Touch", probe), func(ctx context.Context) error { return x.st.Touch(ctx, probe, timeAt(time.Minute)) })
+	})
+}
+
+// checkConcurrentTouchVsDelete races Touch against Delete of one record,
+// round after round: whichever comes first, the record ends deleted. A
+// Touch that reads the record and writes it back whole brings a killed
+// session back to life.
+func checkConcurrentTouchVsDelete(f *fixture) {
+	x := storeFixture(f)
+	span := x.touchSpan()
+	var l errList
+	var keys []string
+	delErrs, touchErrs := make([]error, raceChunk), make([]error, raceChunk)
+	x.pairRace(2*span, func(first int) bool {
+		keys = make([]string, raceChunk)
+		for i := range keys {
+			keys[i] = x.key(fmt.Sprint("round", first+i))
+		}
+		return x.bulkCreate(keys, func(int) want { return want{data: []byte("killed"), atime: timeAt(0), created: timeAt(0)} })
+	}, func(c *caller, i int) {
+		k := keys[i]
+		if c.g == 0 {
+			delErrs[i] = c.call(desc("Delete", k), func(ctx context.Context) error { return x.st.Delete(ctx, k) })
+		} else {
+			touchErrs[i] = c.call(desc("Touch", k), func(ctx context.Context) error { return x.st.Touch(ctx, k, timeAt(time.Hour)) })
+		}
+	}, func(first int) bool {
+		for i := range keys {
+			x.stop(delErrs[i])
+			x.stop(touchErrs[i])
+		}
+		recs, errs := x.bulkLoad(keys)
+		for i := range keys {
+			r, delErr, touchErr := first+i+1, delErrs[i], touchErrs[i]
+			if delErr != nil {
+				l.add("delete error", "round %d: Delete racing a Touch of the same record: got error %v, want nil", r, delErr)
+			}
+			if touchErr != nil && !errors.Is(touchErr, session.ErrNotFound) {
+				l.add("touch error", "round %d: Touch racing a Delete of the same record: got error %v, want nil (it came first) or ErrNotFound (it came second)", r, touchErr)
+			}
+			switch err := errs[i]; {
+			case err == nil:
+				l.add("resurrected", "round %d: Touch racing a Delete of the same record: after both returned (Delete %s, Touch %s) the record is back (Version %d, Data %q, ATime %s): a killed session brought back to life. Touch must set ATime in place, only if the record still exists (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, outcome(delErr), outcome(touchErr), recs[i].Version, recs[i].Data, fmtTime(recs[i].ATime))
+			case !errors.Is(err, session.ErrNotFound):
+				l.add("load error", "round %d: Load after a Touch raced a Delete: got error %v, want ErrNotFound", r, err)
+			}
+		}
+		return l.empty()
+	})
+	x.report(&l)
+}
+
+// checkConcurrentTouchVsUpdate races Touch against Update of one record:
+// whichever comes first, the Update succeeds (Touch keeps the Version),
+// and its Data and Version stay. A Touch that reads the record and writes
+// it back whole undoes the Update.
+func checkConcurrentTouchVsUpdate(f *fixture) {
+	x := storeFixture(f)
+	span := x.touchSpan()
+	created, updAt, touchAt := timeAt(0), timeAt(time.Minute), timeAt(time.Hour)
+	var l errList
+	var keys []string
+	updErrs, touchErrs := make([]error, raceChunk), make([]error, raceChunk)
+	x.pairRace(2*span, func(first int) bool {
+		keys = make([]string, raceChunk)
+		for i := range keys {
+			keys[i] = x.key(fmt.Sprint("round", first+i))
+		}
+		return x.bulkCreate(keys, func(int) want { return want{data: []byte("before the update"), atime: created, created: created} })
+	}, func(c *caller, i int) {
+		k := keys[i]
+		if c.g == 0 {
+			updErrs[i] = c.call(desc("Update", k), func(ctx context.Context) error {
+				return x.st.Update(ctx, k, session.Record{Data: []byte("the update"), ATime: updAt, Version: 1})
+			})
+		} else {
+			touchErrs[i] = c.call(desc("Touch", k), func(ctx context.Context) error { return x.st.Touch(ctx, k, touchAt) })
+		}
+	}, func(first int) bool {
+		for i := range keys {
+			x.stop(updErrs[i])
+			x.stop(touchErrs[i])
+		}
+		recs, errs := x.bulkLoad(keys)
+		for i := range keys {
+			r, rec := first+i+1, recs[i]
+			switch {
+			case updErrs[i] != nil:
+				l.add("update error", "round %d: Update with the stored Version 1, racing a Touch: got %v, want nil (Touch keeps the Version, so the Update's version check must pass)", r, updErrs[i])
+			case touchErrs[i] != nil:
+				l.add("touch error", "round %d: Touch racing an Update of the same record: got %v, want nil", r, touchErrs[i])
+			case errs[i] != nil:
+				l.add("load error", "round %d: Load after a Touch raced an Update: got %v, want the record", r, errs[i])
+			case string(rec.Data) != "the update" || rec.Version != 2:
+				l.add("undone", "round %d: Touch racing an Update of the same record: after both returned nil the record holds Data %q at Version %d, want the Update's %q at Version 2: the Touch undid the Update. Touch must set ATime in place (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, rec.Data, rec.Version, "the update")
+			case x.s.timeProblem(rec.ATime, updAt) != "" && x.s.timeProblem(rec.ATime, touchAt) != "":
+				l.add("atime", "round %d: after an Update to ATime %s raced a Touch to %s, ATime is %s, want one of them", r, fmtTime(updAt), fmtTime(touchAt), fmtTime(rec.ATime))
+			}
+		}
+		return l.empty()
+	})
+	x.report(&l)
+}
+
+// checkConcurrentCleanupVsWrites runs Cleanup while another goroutine
+// Touches or Updates each of the very records it is meant to delete,
+// round after round, the Cleanup starting at another point of the
+// writer's pass each time. A record a write reached (nil) was live from
+// then on and must survive; one Cleanup reached first is gone, and the
+// write to it gets ErrNotFound. A Cleanup that selects idle keys and then
+// deletes them without checking again kills sessions that were just used.
+func checkConcurrentCleanupVsWrites(f *fixture) {
+	x := storeFixture(f)
+	cutoff := x.s.align(timeAt(24 * time.Hour))
+	alive := cutoff.Add(time.Hour)
+	probe := x.key("measure")
+	x.mustCreate(x.st, probe, want{data: []byte("measure"), atime: alive, created: alive})
+	span := x.callSpan(func(c *caller) error {
+		return c.call(desc("Touch", probe), func(ctx context.Context) error { return x.st.Touch(ctx, probe, alive) })
+	})
+	pass := span * sweepRecords // the writer's pass over the records
+	idleAt := func(i int) time.Time { return cutoff.Add(-time.Hour - time.Duration(i)*time.Second) }
+	var l errList
+	t0 := time.Now()
+	for round := 1; round <= maxCleanupRounds; round++ {
+		if !x.cleanupRound(round, cutoff, alive, idleAt, pass, &l) {
+			break
+		}
+		if round >= minCleanupRounds && time.Since(t0) > cleanupBudget {
+			break
+		}
+	}
+	x.report(&l)
+}
+
+// Effort of Store/Concurrent/CleanupVsWrites: its windows are as wide as
+// a Cleanup's walk, so fewer rounds do; the budget bounds the effort only.
+const (
+	minCleanupRounds = 16
+	maxCleanupRounds = 512
+	cleanupBudget    = 300 * time.Millisecond
+	cleanupSteps     = 31 // start offsets of the Cleanup over the writer's pass
+)
+
+// cleanupRound is one round of Store/Concurrent/CleanupVsWrites.
+func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(int) time.Time, pass time.Duration, l *errList) bool {
+	x.t.Helper()
+	keys := make([]string, sweepRecords)
+	for i := range keys {
+		keys[i] = x.key(fmt.Sprintf("round %d record %d", round, i))
+	}
+	if !x.bulkCreate(keys, func(i int) want {
+		return want{data: []byte(fmt.Sprint("idle ", i)), atime: idleAt(i), created: idleAt(i)}
+	}) {
+		return false
+	}
+	var (
+		deleted    int
+		cleanErr   error
+		written    = make([]bool, sweepRecords) // a write returned nil
+		writeCalls = make([]string, sweepRecords)
+	)
+	// The Cleanup starts at another point of the writer's pass each round.
+	offset := func(g int) time.Duration {
+		if g == 0 {
+			return pass * time.Duration(round%cleanupSteps) / cleanupSteps
+		}
+		return 0
+	}
+	x.race(2, offset, func(c *caller) {
+		if c.g == 0 {
+			cleanErr = c.call("Cleanup("+fmtTime(cutoff)+")", func(ctx context.Context) error {
+				var err error
+				deleted, err = x.st.Cleanup(ctx, cutoff)
+				return err
+			})
+			return
+		}
+		for i, k := range keys {
+			var err error
+			if i%2 == 0 {
+				writeCalls[i] = "Touch"
+				err = c.call(desc("Touch", k), func(ctx context.Context) error { return x.st.Touch(ctx, k, alive) })
+			} else {
+				writeCalls[i] = "Update"
+				err = c.call(desc("Update", k), func(ctx context.Context) error {
+					return x.st.Update(ctx, k, session.Record{Data: []byte(fmt.Sprint("updated ", i)), ATime: alive, Version: 1})
+				})
+			}
+			switch {
+			case l.brokenCall(err):
+				return
+			case err == nil:
+				written[i] = true
+			case !errors.Is(err, session.ErrNotFound):
+				l.add("write error", "round %d: %s of a record while Cleanup ran: got %v, want nil or ErrNotFound", round, writeCalls[i], err)
+			}
+		}
+	})
+	x.stop(cleanErr)
+	if cleanErr != nil {
+		l.add("cleanup error", "round %d: Cleanup while records were written: got error %v", round, cleanErr)
+		return false
+	}
+	recs, errs := x.bulkLoad(keys)
+	missing := 0
+	for i, err := range errs {
+		exists := err == nil
+		if !exists && !errors.Is(err, session.ErrNotFound) {
+			l.add("load error", "round %d: Load after the race: got error %v", round, err)
+			continue
+		}
+		if !exists {
+			missing++
+		}
+		switch {
+		case written[i] && !exists:
+			l.add("deleted live", "round %d: a record was idle when Cleanup(%s) started, and %s of it returned nil while the Cleanup ran (so it was live from then on), yet after the Cleanup the record is gone: Cleanup deleted a record that was no longer idle, a live session killed. Cleanup must decide and delete in one step (DELETE ... WHERE atime < ?, CompareAndDelete), or check ATime again as it deletes each key it selected earlier", round, fmtTime(cutoff), writeCalls[i])
+		case !written[i] && exists:
+			l.add("kept idle", "round %d: a record idle before the cutoff, which no write reached before Cleanup(%s), survived it (ATime %s): Cleanup must delete every record idle when it runs", round, fmtTime(cutoff), fmtTime(recs[i].ATime))
+		case exists:
+			w := want{data: []byte(fmt.Sprint("idle ", i)), atime: alive, created: idleAt(i), version: 1}
+			if writeCalls[i] == "Update" {
+				w.data, w.version = []byte(fmt.Sprint("updated ", i)), 2
+			}
+			if p := x.s.recordProblems(recs[i], w); len(p) > 0 {
+				l.add("survivor", "round %d: a record written during Cleanup, after it: %s", round, strings.Join(p, "; "))
+			}
+		}
+	}
+	if deleted != missing {
+		l.add("count", "round %d: Cleanup racing writes returned %d, but %d of its %d idle records are gone: it must return how many it deleted", round, deleted, missing, sweepRecords)
+	}
+	return l.empty()
 }
 
 // --- Context -----------------------------------------------------------
@@ -321,21 +572,21 @@ func ctxCheck(op string, deadline bool) func(f *fixture) {
 		var err error
 		switch op {
 		case "Load":
-			_, err = call(x.s, ctx, op, func(ctx context.Context) (session.Record, error) { return x.st.Load(ctx, k) })
+			_, err = call(x.s, ctx, desc(op, k), func(ctx context.Context) (session.Record, error) { return x.st.Load(ctx, k) })
 		case "Create":
-			err = ctxCall(x.s, ctx, op, func(ctx context.Context) error {
+			err = ctxCall(x.s, ctx, desc(op, k), func(ctx context.Context) error {
 				return x.st.Create(ctx, x.key("new"), session.Record{Data: []byte("x"), ATime: timeAt(0), Created: timeAt(0)})
 			})
 		case "Update":
-			err = ctxCall(x.s, ctx, op, func(ctx context.Context) error {
+			err = ctxCall(x.s, ctx, desc(op, k), func(ctx context.Context) error {
 				return x.st.Update(ctx, k, session.Record{Data: []byte("y"), ATime: timeAt(time.Minute), Version: 1})
 			})
 		case "Touch":
-			err = ctxCall(x.s, ctx, op, func(ctx context.Context) error { return x.st.Touch(ctx, k, timeAt(time.Minute)) })
+			err = ctxCall(x.s, ctx, desc(op, k), func(ctx context.Context) error { return x.st.Touch(ctx, k, timeAt(time.Minute)) })
 		case "Delete":
-			err = ctxCall(x.s, ctx, op, func(ctx context.Context) error { return x.st.Delete(ctx, k) })
+			err = ctxCall(x.s, ctx, desc(op, k), func(ctx context.Context) error { return x.st.Delete(ctx, k) })
 		case "Cleanup":
-			_, err = call(x.s, ctx, op, func(ctx context.Context) (int, error) { return x.st.Cleanup(ctx, timeAt(time.Hour)) })
+			_, err = call(x.s, ctx, "Cleanup("+fmtTime(timeAt(time.Hour))+")", func(ctx context.Context) (int, error) { return x.st.Cleanup(ctx, timeAt(time.Hour)) })
 		default:
 			panic("conformance: unknown op " + op)
 		}
