@@ -329,7 +329,7 @@ const (
 	raceChunk     = 64
 	minRaceRounds = 64
 	maxRaceRounds = 16384
-	raceBudget    = time.Second
+	raceBudget    = 600 * time.Millisecond
 	coverBins     = 24
 	coverHits     = 6
 )

@@ -436,28 +436,36 @@ func checkConcurrentCleanupVsWrites(f *fixture) {
 	idleAt := func(i int) time.Time { return cutoff.Add(-time.Hour - time.Duration(i)*time.Second) }
 	var l errList
 	t0 := time.Now()
+	overlapped := 0
 	for round := 1; round <= maxCleanupRounds; round++ {
-		if !x.cleanupRound(round, cutoff, alive, idleAt, pass, &l) {
+		ok, both := x.cleanupRound(round, cutoff, alive, idleAt, pass, &l)
+		if !ok {
 			break
 		}
-		if round >= minCleanupRounds && time.Since(t0) > cleanupBudget {
+		if both {
+			overlapped++
+		}
+		if round >= minCleanupRounds && (overlapped >= cleanupOverlaps || time.Since(t0) > raceBudget) {
 			break
 		}
 	}
 	x.report(&l)
 }
 
-// Effort of Store/Concurrent/CleanupVsWrites: its windows are as wide as
-// a Cleanup's walk, so fewer rounds do; the budget bounds the effort only.
+// Effort of Store/Concurrent/CleanupVsWrites: rounds until cleanupOverlaps
+// of them had the Cleanup run while the writer wrote (measured), at the
+// start offsets of cleanupSteps, bounded like the pair races.
 const (
 	minCleanupRounds = 16
-	maxCleanupRounds = 512
-	cleanupBudget    = 300 * time.Millisecond
+	maxCleanupRounds = 1024
+	cleanupOverlaps  = 64
 	cleanupSteps     = 31 // start offsets of the Cleanup over the writer's pass
 )
 
-// cleanupRound is one round of Store/Concurrent/CleanupVsWrites.
-func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(int) time.Time, pass time.Duration, l *errList) bool {
+// cleanupRound is one round of Store/Concurrent/CleanupVsWrites. It
+// returns whether to go on, and whether the Cleanup and the writes
+// overlapped in time.
+func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(int) time.Time, pass time.Duration, l *errList) (ok, overlapped bool) {
 	x.t.Helper()
 	keys := make([]string, sweepRecords)
 	for i := range keys {
@@ -466,13 +474,15 @@ func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(in
 	if !x.bulkCreate(keys, func(i int) want {
 		return want{data: []byte(fmt.Sprint("idle ", i)), atime: idleAt(i), created: idleAt(i)}
 	}) {
-		return false
+		return false, false
 	}
 	var (
-		deleted    int
-		cleanErr   error
-		written    = make([]bool, sweepRecords) // a write returned nil
-		writeCalls = make([]string, sweepRecords)
+		cleanFrom, cleanTo time.Time // when the Cleanup ran
+		writeFrom, writeTo time.Time // when the writer wrote
+		deleted            int
+		cleanErr           error
+		written            = make([]bool, sweepRecords) // a write returned nil
+		writeCalls         = make([]string, sweepRecords)
 	)
 	// The Cleanup starts at another point of the writer's pass each round.
 	offset := func(g int) time.Duration {
@@ -488,8 +498,10 @@ func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(in
 				deleted, err = x.st.Cleanup(ctx, cutoff)
 				return err
 			})
+			cleanFrom, cleanTo = c.began, c.began.Add(c.took)
 			return
 		}
+		defer func() { writeTo = time.Now() }()
 		for i, k := range keys {
 			var err error
 			if i%2 == 0 {
@@ -500,6 +512,9 @@ func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(in
 				err = c.call(desc("Update", k), func(ctx context.Context) error {
 					return x.st.Update(ctx, k, session.Record{Data: []byte(fmt.Sprint("updated ", i)), ATime: alive, Version: 1})
 				})
+			}
+			if i == 0 {
+				writeFrom = c.began
 			}
 			switch {
 			case l.brokenCall(err):
@@ -514,7 +529,7 @@ func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(in
 	x.stop(cleanErr)
 	if cleanErr != nil {
 		l.add("cleanup error", "round %d: Cleanup while records were written: got error %v", round, cleanErr)
-		return false
+		return false, false
 	}
 	recs, errs := x.bulkLoad(keys)
 	missing := 0
@@ -545,7 +560,7 @@ func (x *storeT) cleanupRound(round int, cutoff, alive time.Time, idleAt func(in
 	if deleted != missing {
 		l.add("count", "round %d: Cleanup racing writes returned %d, but %d of its %d idle records are gone: it must return how many it deleted", round, deleted, missing, sweepRecords)
 	}
-	return l.empty()
+	return l.empty(), cleanFrom.Before(writeTo) && writeFrom.Before(cleanTo)
 }
 
 // --- Context -----------------------------------------------------------
