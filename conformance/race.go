@@ -330,8 +330,8 @@ const (
 	minRaceRounds = 64
 	maxRaceRounds = 16384
 	raceBudget    = 600 * time.Millisecond
-	coverBins     = 24
-	coverHits     = 6
+	coverBins     = 48
+	coverHits     = 16
 )
 
 // coverage counts the measured start offsets of the rounds of a pair race.

@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	session "github.com/websession/websession/core"
@@ -341,7 +340,10 @@ func wallAsUTC(t time.Time) time.Time {
 // zoneName names t's zone with its offset.
 func zoneName(t time.Time) string {
 	name, off := t.Zone()
-	return fmt.Sprintf("%s, UTC%s", name, fmtOffset(off))
+	if utc := "UTC" + fmtOffset(off); name != utc {
+		return name + ", " + utc
+	}
+	return name
 }
 
 func fmtOffset(off int) string {
@@ -870,34 +872,34 @@ func checkCleanupMany(f *fixture) {
 	if !x.expectNil(err, fmt.Sprintf("Cleanup of %d idle records among %d", manyIdle, len(keys))) {
 		return
 	}
-	var survived, lost atomic.Int64
+	survived, lost := 0, 0
 	recs, errs := x.bulkLoad(keys)
 	for i, err := range errs {
 		switch {
 		case err != nil && !errors.Is(err, session.ErrNotFound):
 			x.fatalf("Load after Cleanup: %v", err)
 		case i < manyIdle && err == nil:
-			survived.Add(1)
+			survived++
 		case i >= manyIdle && err != nil:
-			lost.Add(1)
+			lost++
 		case i >= manyIdle:
 			if p := x.s.recordProblems(recs[i], want{data: []byte(fmt.Sprint("record ", i)), atime: atime(i), created: atime(i).Add(-time.Hour), version: 1}); len(p) > 0 {
 				x.fatalf("a record at or after the cutoff, after Cleanup: %s", strings.Join(p, "; "))
 			}
 		}
 	}
-	if k := survived.Load(); k > 0 {
-		x.errorf("Cleanup(%s) of %d idle records (and %d live ones) left %d of the idle ones, and returned %d: Cleanup must delete every record before the cutoff, however many. A batched Cleanup must repeat its batch until one deletes fewer rows than its limit (or none), not stop after the first", fmtTime(cutoff), manyIdle, manyLive, k, n)
+	if survived > 0 {
+		x.errorf("Cleanup(%s) of %d idle records (and %d live ones) left %d of the idle ones, and returned %d: Cleanup must delete every record before the cutoff, however many. A batched Cleanup must repeat its batch until one deletes fewer rows than its limit (or none), not stop after the first", fmtTime(cutoff), manyIdle, manyLive, survived, n)
 	}
-	if k := lost.Load(); k > 0 {
-		x.errorf("Cleanup(%s) deleted %d of the %d records at or after the cutoff: it must keep them", fmtTime(cutoff), k, manyLive)
+	if lost > 0 {
+		x.errorf("Cleanup(%s) deleted %d of the %d records at or after the cutoff: it must keep them", fmtTime(cutoff), lost, manyLive)
 	}
-	if gone := manyIdle - int(survived.Load()) + int(lost.Load()); n != gone {
+	if gone := manyIdle - survived + lost; n != gone {
 		x.errorf("Cleanup of %d idle records returned %d, but deleted %d: it must return how many it deleted, over all its batches", manyIdle, n, gone)
 	}
 	n, err = x.cleanup(x.st, cutoff)
-	if x.expectNil(err, "second Cleanup") && n != int(survived.Load()) {
-		x.errorf("a second Cleanup with the same cutoff returned %d, want %d (the idle records the first one left)", n, survived.Load())
+	if x.expectNil(err, "second Cleanup") && n != survived {
+		x.errorf("a second Cleanup with the same cutoff returned %d, want %d (the idle records the first one left)", n, survived)
 	}
 }
 

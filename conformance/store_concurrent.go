@@ -139,19 +139,24 @@ func checkConcurrentCreate(f *fixture) {
 	})
 }
 
-func checkConcurrentUpdate(f *fixture) {
-	x := storeFixture(f)
-	probe := x.key("measure")
+// updateSpan measures one Update, to scale the offsets of a race.
+func (x *storeT) updateSpan() time.Duration {
+	x.t.Helper()
+	probe := x.key("measure update")
 	x.mustCreate(x.st, probe, want{data: []byte("measure"), atime: timeAt(0), created: timeAt(0)})
 	version := uint64(1)
-	span := x.callSpan(func(c *caller) error {
+	return x.callSpan(func(c *caller) error {
 		err := c.call(desc("Update", probe), func(ctx context.Context) error {
 			return x.st.Update(ctx, probe, session.Record{Data: []byte("measure"), ATime: timeAt(0), Version: version})
 		})
 		version++
 		return err
 	})
-	x.raceOneKey("Update", span, func(keys []string) bool {
+}
+
+func checkConcurrentUpdate(f *fixture) {
+	x := storeFixture(f)
+	x.raceOneKey("Update", x.updateSpan(), func(keys []string) bool {
 		return x.bulkCreate(keys, func(int) want { return want{data: []byte("start"), atime: timeAt(0), created: timeAt(0)} })
 	}, func(ctx context.Context, k string, g int) error {
 		return x.st.Update(ctx, k, session.Record{Data: []byte(fmt.Sprint("updater ", g)), ATime: timeAt(time.Minute + time.Duration(g)), Version: 1})
@@ -321,11 +326,11 @@ func (x *storeT) touchSpan() time.Duration {
 // session back to life.
 func checkConcurrentTouchVsDelete(f *fixture) {
 	x := storeFixture(f)
-	span := x.touchSpan()
+	span := x.touchSpan() * 3 / 2 // a Delete takes no longer than a Touch, give or take
 	var l errList
 	var keys []string
 	delErrs, touchErrs := make([]error, raceChunk), make([]error, raceChunk)
-	x.pairRace(2*span, func(first int) bool {
+	x.pairRace(span, func(first int) bool {
 		keys = make([]string, raceChunk)
 		for i := range keys {
 			keys[i] = x.key(fmt.Sprint("round", first+i))
@@ -370,12 +375,12 @@ func checkConcurrentTouchVsDelete(f *fixture) {
 // it back whole undoes the Update.
 func checkConcurrentTouchVsUpdate(f *fixture) {
 	x := storeFixture(f)
-	span := x.touchSpan()
+	span := max(x.touchSpan(), x.updateSpan())
 	created, updAt, touchAt := timeAt(0), timeAt(time.Minute), timeAt(time.Hour)
 	var l errList
 	var keys []string
 	updErrs, touchErrs := make([]error, raceChunk), make([]error, raceChunk)
-	x.pairRace(2*span, func(first int) bool {
+	x.pairRace(span, func(first int) bool {
 		keys = make([]string, raceChunk)
 		for i := range keys {
 			keys[i] = x.key(fmt.Sprint("round", first+i))

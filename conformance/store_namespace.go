@@ -58,7 +58,7 @@ func (x *storeT) nsRecords(other session.Store, otherNS string, atime time.Time)
 		r.w = want{data: []byte(fmt.Sprintf("%s in %s", r.key, r.ns)), atime: atime.Add(time.Duration(i) * x.s.step), created: atime.Add(-time.Hour), version: 1}
 		err := x.create(r.st, r.key, r.w.record())
 		if errors.Is(err, session.ErrExists) {
-			x.fatalf("Create(%q) in namespace %q: got %v, though the key exists only %s. Namespaces over one storage are separate key spaces: keep the namespace in its own column, or join it to the key with a separator no key holds (\"ns:key\"), never by plain concatenation", r.key, r.ns, err, x.whereElse(recs[:i], r.key))
+			x.fatalf("Create(%q) in namespace %q: got %v, though the key exists only %s. Namespaces over one storage are separate key spaces: keep the namespace in its own column, or join it to the key with a separator no key holds (\"ns:key\"), never by plain concatenation", r.key, r.ns, err, x.whereElse(recs[:i], r))
 		}
 		if err != nil {
 			x.fatalf("Create(%q) in namespace %q: %v", r.key, r.ns, err)
@@ -67,18 +67,19 @@ func (x *storeT) nsRecords(other session.Store, otherNS string, atime time.Time)
 	return recs
 }
 
-// whereElse says where key was already created, for a message.
-func (x *storeT) whereElse(recs []*nsRecord, key string) string {
-	for _, r := range recs {
-		if r.key == key {
-			return fmt.Sprintf("in namespace %q", r.ns)
+// whereElse says where the key of r already exists, for a message: in
+// another namespace, or nowhere.
+func (x *storeT) whereElse(before []*nsRecord, r *nsRecord) string {
+	var parts []string
+	for _, b := range before {
+		if b.key == r.key {
+			return fmt.Sprintf("in namespace %q", b.ns)
+		}
+		if b.ns != r.ns {
+			parts = append(parts, fmt.Sprintf("%q in %q", b.key, b.ns))
 		}
 	}
-	var parts []string
-	for _, r := range recs {
-		parts = append(parts, fmt.Sprintf("%q in %q", r.key, r.ns))
-	}
-	return "as another key of another namespace (" + strings.Join(parts, ", ") + ")"
+	return "in no namespace: only other keys were created, in another namespace (" + strings.Join(parts, ", ") + ")"
 }
 
 // nsVerify checks every record after a call made in one namespace.
