@@ -60,6 +60,7 @@ type caller struct {
 	made   time.Time
 	began  time.Time     // when the last call started
 	took   time.Duration // how long the store took on the last call
+	first  time.Time     // when the first call since it was reset started
 }
 
 // context returns the context for the next call.
@@ -86,6 +87,9 @@ func (c *caller) call(desc string, fn func(ctx context.Context) error) (err erro
 	c.slot.call.Store(&desc)
 	t0 := time.Now()
 	c.began = t0
+	if c.first.IsZero() {
+		c.first = t0
+	}
 	c.slot.since.Store(t0.UnixNano())
 	defer func() {
 		if p := recover(); p != nil {
@@ -402,8 +406,9 @@ func (x *storeT) pairRace(span time.Duration, prep func(first int) bool, call fu
 			}
 			return max(0, asked[i])
 		}, func(c *caller, i int) {
+			c.first = time.Time{}
 			call(c, i)
-			began[i][c.g] = c.began
+			began[i][c.g] = c.first // the start of its first call this round
 		})
 		var late []time.Duration
 		for i, b := range began {

@@ -320,28 +320,65 @@ func (x *storeT) touchSpan() time.Duration {
 	})
 }
 
-// checkConcurrentTouchVsDelete races Touch against Delete of one record,
-// round after round: whichever comes first, the record ends deleted. A
-// Touch that reads the record and writes it back whole brings a killed
-// session back to life.
+// touchesPerRound is how many writes the other goroutine of a Touch race
+// makes in a round, while the toucher touches the same record over and
+// over: each write meets several Touches, at every phase of them.
+const touchesPerRound = 4
+
+// toucher touches key on goroutine c until done is set, and at least
+// touchesPerRound times; it returns the first error other than
+// ErrNotFound.
+func (x *storeT) toucher(c *caller, key string, at time.Time, done *atomic.Bool) error {
+	for n := 0; n < touchesPerRound || !done.Load(); n++ {
+		err := c.call(desc("Touch", key), func(ctx context.Context) error { return x.st.Touch(ctx, key, at) })
+		if err != nil && !errors.Is(err, session.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkConcurrentTouchVsDelete touches a record over and over while
+// another goroutine deletes it and creates it again, round after round.
+// After a Delete returns nothing brings the record back: the Create that
+// follows succeeds, and the record ends deleted. A Touch that reads the
+// record and writes it back whole brings a killed session back to life.
 func checkConcurrentTouchVsDelete(f *fixture) {
 	x := storeFixture(f)
 	span := x.touchSpan() * 3 / 2 // a Delete takes no longer than a Touch, give or take
 	var l errList
 	var keys []string
+	var done []atomic.Bool
 	delErrs, touchErrs := make([]error, raceChunk), make([]error, raceChunk)
 	x.pairRace(span, func(first int) bool {
-		keys = make([]string, raceChunk)
+		keys, done = make([]string, raceChunk), make([]atomic.Bool, raceChunk)
 		for i := range keys {
 			keys[i] = x.key(fmt.Sprint("round", first+i))
 		}
-		return x.bulkCreate(keys, func(int) want { return want{data: []byte("killed"), atime: timeAt(0), created: timeAt(0)} })
+		return x.bulkCreate(keys, func(int) want { return want{data: []byte("life 0"), atime: timeAt(0), created: timeAt(0)} })
 	}, func(c *caller, i int) {
 		k := keys[i]
-		if c.g == 0 {
-			delErrs[i] = c.call(desc("Delete", k), func(ctx context.Context) error { return x.st.Delete(ctx, k) })
-		} else {
-			touchErrs[i] = c.call(desc("Touch", k), func(ctx context.Context) error { return x.st.Touch(ctx, k, timeAt(time.Hour)) })
+		if c.g == 1 {
+			touchErrs[i] = x.toucher(c, k, timeAt(time.Hour), &done[i])
+			return
+		}
+		defer done[i].Store(true)
+		delErrs[i] = nil
+		for j := 1; j <= touchesPerRound; j++ {
+			if err := c.call(desc("Delete", k), func(ctx context.Context) error { return x.st.Delete(ctx, k) }); err != nil {
+				delErrs[i] = err
+				return
+			}
+			if j == touchesPerRound {
+				return
+			}
+			err := c.call(desc("Create", k), func(ctx context.Context) error {
+				return x.st.Create(ctx, k, session.Record{Data: []byte(fmt.Sprint("life ", j)), ATime: timeAt(0), Created: timeAt(0)})
+			})
+			if err != nil {
+				delErrs[i] = fmt.Errorf("Create right after Delete: %w", err)
+				return
+			}
 		}
 	}, func(first int) bool {
 		for i := range keys {
@@ -351,17 +388,20 @@ func checkConcurrentTouchVsDelete(f *fixture) {
 		recs, errs := x.bulkLoad(keys)
 		for i := range keys {
 			r, delErr, touchErr := first+i+1, delErrs[i], touchErrs[i]
-			if delErr != nil {
-				l.add("delete error", "round %d: Delete racing a Touch of the same record: got error %v, want nil", r, delErr)
+			switch {
+			case errors.Is(delErr, session.ErrExists):
+				l.add("resurrected", "round %d: Create of a key whose Delete had just returned, with only Touches racing them, got ErrExists: a Touch brought the deleted record back, a killed session alive again. Touch must set ATime in place, only if the record still exists (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r)
+			case delErr != nil:
+				l.add("delete error", "round %d: Delete or Create of a record Touches were racing: got error %v, want nil", r, delErr)
 			}
-			if touchErr != nil && !errors.Is(touchErr, session.ErrNotFound) {
-				l.add("touch error", "round %d: Touch racing a Delete of the same record: got error %v, want nil (it came first) or ErrNotFound (it came second)", r, touchErr)
+			if touchErr != nil {
+				l.add("touch error", "round %d: Touch racing Deletes of the same record: got error %v, want nil or ErrNotFound", r, touchErr)
 			}
 			switch err := errs[i]; {
-			case err == nil:
-				l.add("resurrected", "round %d: Touch racing a Delete of the same record: after both returned (Delete %s, Touch %s) the record is back (Version %d, Data %q, ATime %s): a killed session brought back to life. Touch must set ATime in place, only if the record still exists (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, outcome(delErr), outcome(touchErr), recs[i].Version, recs[i].Data, fmtTime(recs[i].ATime))
-			case !errors.Is(err, session.ErrNotFound):
-				l.add("load error", "round %d: Load after a Touch raced a Delete: got error %v, want ErrNotFound", r, err)
+			case err == nil && delErr == nil:
+				l.add("resurrected", "round %d: Touches racing Deletes of the same record: after the last Delete returned nil, the record is back (Version %d, Data %q, ATime %s): a killed session brought back to life. Touch must set ATime in place, only if the record still exists (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, recs[i].Version, recs[i].Data, fmtTime(recs[i].ATime))
+			case err != nil && !errors.Is(err, session.ErrNotFound):
+				l.add("load error", "round %d: Load after Touches raced a Delete: got error %v, want ErrNotFound", r, err)
 			}
 		}
 		return l.empty()
@@ -369,31 +409,43 @@ func checkConcurrentTouchVsDelete(f *fixture) {
 	x.report(&l)
 }
 
-// checkConcurrentTouchVsUpdate races Touch against Update of one record:
-// whichever comes first, the Update succeeds (Touch keeps the Version),
-// and its Data and Version stay. A Touch that reads the record and writes
-// it back whole undoes the Update.
+// checkConcurrentTouchVsUpdate touches a record over and over while
+// another goroutine updates it, each Update with the Version the one
+// before stored, round after round. As Touch never changes the Version,
+// every Update succeeds, and the last one's Data and Version stay. A Touch
+// that reads the record and writes it back whole undoes Updates.
 func checkConcurrentTouchVsUpdate(f *fixture) {
 	x := storeFixture(f)
 	span := max(x.touchSpan(), x.updateSpan())
-	created, updAt, touchAt := timeAt(0), timeAt(time.Minute), timeAt(time.Hour)
+	created, touchAt := timeAt(0), timeAt(time.Hour)
+	last := fmt.Sprint("update ", touchesPerRound)
 	var l errList
 	var keys []string
+	var done []atomic.Bool
 	updErrs, touchErrs := make([]error, raceChunk), make([]error, raceChunk)
+	failedAt := make([]int, raceChunk)
 	x.pairRace(span, func(first int) bool {
-		keys = make([]string, raceChunk)
+		keys, done = make([]string, raceChunk), make([]atomic.Bool, raceChunk)
 		for i := range keys {
 			keys[i] = x.key(fmt.Sprint("round", first+i))
 		}
-		return x.bulkCreate(keys, func(int) want { return want{data: []byte("before the update"), atime: created, created: created} })
+		return x.bulkCreate(keys, func(int) want { return want{data: []byte("update 0"), atime: created, created: created} })
 	}, func(c *caller, i int) {
 		k := keys[i]
-		if c.g == 0 {
-			updErrs[i] = c.call(desc("Update", k), func(ctx context.Context) error {
-				return x.st.Update(ctx, k, session.Record{Data: []byte("the update"), ATime: updAt, Version: 1})
+		if c.g == 1 {
+			touchErrs[i] = x.toucher(c, k, touchAt, &done[i])
+			return
+		}
+		defer done[i].Store(true)
+		updErrs[i] = nil
+		for j := 1; j <= touchesPerRound; j++ {
+			err := c.call(desc("Update", k), func(ctx context.Context) error {
+				return x.st.Update(ctx, k, session.Record{Data: []byte(fmt.Sprint("update ", j)), ATime: timeAt(time.Duration(j) * time.Minute), Version: uint64(j)})
 			})
-		} else {
-			touchErrs[i] = c.call(desc("Touch", k), func(ctx context.Context) error { return x.st.Touch(ctx, k, touchAt) })
+			if err != nil {
+				updErrs[i], failedAt[i] = err, j
+				return
+			}
 		}
 	}, func(first int) bool {
 		for i := range keys {
@@ -404,16 +456,16 @@ func checkConcurrentTouchVsUpdate(f *fixture) {
 		for i := range keys {
 			r, rec := first+i+1, recs[i]
 			switch {
+			case errors.Is(updErrs[i], session.ErrConflict):
+				l.add("undone", "round %d: Update #%d with the Version %d that the Update before it stored got ErrConflict, though only Touches ran on the record meanwhile: a Touch wrote back an older version of the record, undoing an Update (or Touch changed the Version). Touch must set ATime in place (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, failedAt[i], failedAt[i])
 			case updErrs[i] != nil:
-				l.add("update error", "round %d: Update with the stored Version 1, racing a Touch: got %v, want nil (Touch keeps the Version, so the Update's version check must pass)", r, updErrs[i])
+				l.add("update error", "round %d: Update with the stored Version, racing Touches: got %v, want nil", r, updErrs[i])
 			case touchErrs[i] != nil:
-				l.add("touch error", "round %d: Touch racing an Update of the same record: got %v, want nil", r, touchErrs[i])
+				l.add("touch error", "round %d: Touch racing Updates of the same record: got %v, want nil", r, touchErrs[i])
 			case errs[i] != nil:
-				l.add("load error", "round %d: Load after a Touch raced an Update: got %v, want the record", r, errs[i])
-			case string(rec.Data) != "the update" || rec.Version != 2:
-				l.add("undone", "round %d: Touch racing an Update of the same record: after both returned nil the record holds Data %q at Version %d, want the Update's %q at Version 2: the Touch undid the Update. Touch must set ATime in place (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, rec.Data, rec.Version, "the update")
-			case x.s.timeProblem(rec.ATime, updAt) != "" && x.s.timeProblem(rec.ATime, touchAt) != "":
-				l.add("atime", "round %d: after an Update to ATime %s raced a Touch to %s, ATime is %s, want one of them", r, fmtTime(updAt), fmtTime(touchAt), fmtTime(rec.ATime))
+				l.add("load error", "round %d: Load after Touches raced Updates: got %v, want the record", r, errs[i])
+			case string(rec.Data) != last || rec.Version != touchesPerRound+1:
+				l.add("undone", "round %d: after Touches raced %d Updates of one record, it holds Data %q at Version %d, want the last Update's %q at Version %d: a Touch undid an Update. Touch must set ATime in place (UPDATE ... SET atime = ? WHERE key = ?, a compare-and-swap), never read the record and write it back whole", r, touchesPerRound, rec.Data, rec.Version, last, touchesPerRound+1)
 			}
 		}
 		return l.empty()
