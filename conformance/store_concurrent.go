@@ -20,7 +20,7 @@ const (
 	casIncrements  = 12
 	busyGoroutines = 12
 	busyIterations = 12
-	sweepRecords   = 16 // idle records per round of Store/Concurrent/CleanupVsWrites
+	sweepRecords   = 32 // idle records per round of Store/Concurrent/CleanupVsWrites
 )
 
 // judgeWinners checks the outcome of rounds of concurrent calls of which
