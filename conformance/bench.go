@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -51,6 +52,14 @@ func RunBenchmarks(b *testing.B, h Harness) {
 			if reason, ok := s.h.Skip[bm.name]; ok {
 				b.Skipf("skipped by Harness.Skip[%q]: %s", bm.name, reason)
 			}
+			// The calls run on this goroutine, unguarded, so that the
+			// figures are the store's; a panic still fails only this
+			// sub-benchmark.
+			defer func() {
+				if p := recover(); p != nil {
+					b.Fatalf("conformance: the store panicked during %s: %v\n%s", bm.name, p, debug.Stack())
+				}
+			}()
 			bm.run(b, s)
 		})
 	}

@@ -34,6 +34,7 @@ func ExampleSubtests() {
 	// Store/SecondInstance/SeesDelete
 	// Store/SecondInstance/SeesCleanup
 	// Store/SecondInstance/WriteConflicts
+	// Store/Owner/SecondInstance
 	// Session/Overlap/ManyWritersTwoInstances
 	// Session/Overlap/AtomicIncrementsTwoInstances
 }

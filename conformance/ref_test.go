@@ -38,8 +38,11 @@ func (s *refStore) Close() error {
 }
 
 type storage struct {
-	mu         sync.Mutex
-	m          map[string]entry
+	mu sync.Mutex
+	m  map[string]entry
+	// owners is the owner index, kept by hand like a second table: owner
+	// → key → a copy of the entry, updated by every write.
+	owners     map[string]map[string]entry
 	hideBefore time.Time // bugCleanupHides
 	ops        int       // bugDataRace: counted without the lock
 }
@@ -48,6 +51,7 @@ type entry struct {
 	data           []byte
 	atime, created time.Time
 	version        uint64
+	owner          string
 }
 
 type cached struct {
@@ -102,6 +106,19 @@ const (
 	bugRejectsDashKeys     = "rejects-dash-keys"
 	bugInvalidKeyUnwrapped = "invalid-key-unwrapped"
 	bugLoadMissingNil      = "load-missing-nil"
+	bugLeaksLock           = "leaks-lock"
+	bugOwnerNotOnDelete    = "owner-index-not-on-delete"
+	bugOwnerNotOnCleanup   = "owner-index-not-on-cleanup"
+	bugOwnerNotOnChange    = "owner-index-not-on-change"
+	bugOwnerStaleTouch     = "owner-index-stale-touch"
+	bugOwnerAlias          = "owner-index-alias"
+	bugOwnerDropped        = "owner-dropped"
+	bugOwnerTouchClears    = "owner-touch-clears"
+	bugOwnerUpdateKeeps    = "owner-update-keeps"
+	bugOwnerUnknownErrs    = "owner-unknown-not-found"
+	bugOwnerPrefix         = "owner-prefix-scan"
+	bugOwnerAllNamespaces  = "owner-all-namespaces"
+	bugOwnerInvalidPanics  = "owner-invalid-panics"
 )
 
 // defects says what each broken store does wrong.
@@ -151,6 +168,19 @@ var defects = map[string]string{
 	bugRejectsDashKeys:     "refuses valid keys starting with '-'",
 	bugInvalidKeyUnwrapped: "refuses invalid keys with its own error, not ErrInvalidKey",
 	bugLoadMissingNil:      "Load of a missing key returns an empty record and a nil error",
+	bugLeaksLock:           "Update returns ErrConflict with its lock still held",
+	bugOwnerNotOnDelete:    "Delete leaves the record in the owner index",
+	bugOwnerNotOnCleanup:   "Cleanup leaves what it deletes in the owner index",
+	bugOwnerNotOnChange:    "Update to another owner leaves the record under the old owner too",
+	bugOwnerStaleTouch:     "Touch does not refresh the owner index's copy",
+	bugOwnerAlias:          "LoadOwned returns the index's Data slice itself",
+	bugOwnerDropped:        "Create does not store the Owner",
+	bugOwnerTouchClears:    "Touch writes the record back without its Owner",
+	bugOwnerUpdateKeeps:    "Update keeps the old Owner",
+	bugOwnerUnknownErrs:    "LoadOwned of an owner without records returns ErrNotFound",
+	bugOwnerPrefix:         "LoadOwned scans for owners that start with the owner asked for",
+	bugOwnerAllNamespaces:  "LoadOwned looks in every namespace of the process",
+	bugOwnerInvalidPanics:  "LoadOwned of an empty owner key panics",
 }
 
 var (
@@ -163,7 +193,7 @@ func newRefStore(tb testing.TB, ns, bug string, prec, ttl time.Duration) *refSto
 	storagesMu.Lock()
 	st, ok := storages[ns]
 	if !ok || bug == bugNotShared {
-		st = &storage{m: map[string]entry{}}
+		st = &storage{m: map[string]entry{}, owners: map[string]map[string]entry{}}
 		storages[ns] = st
 	}
 	storagesMu.Unlock()
@@ -260,7 +290,7 @@ func (e entry) record(alias bool) session.Record {
 			data = []byte{}
 		}
 	}
-	return session.Record{Data: data, ATime: e.atime, Created: e.created, Version: e.version}
+	return session.Record{Data: data, ATime: e.atime, Created: e.created, Version: e.version, Owner: e.owner}
 }
 
 func (s *refStore) cached(key string) (session.Record, bool) {
@@ -328,7 +358,10 @@ func (s *refStore) Create(ctx context.Context, key string, rec session.Record) e
 		return session.ErrInvalidKey
 	}
 	key = s.mapKey(key)
-	e := entry{data: s.saveData(rec.Data), atime: s.atime(rec.ATime), created: s.stamp(rec.Created), version: 1}
+	e := entry{data: s.saveData(rec.Data), atime: s.atime(rec.ATime), created: s.stamp(rec.Created), version: 1, owner: rec.Owner}
+	if s.bug == bugOwnerDropped {
+		e.owner = ""
+	}
 	if s.bug == bugCreateKeepsVersion && rec.Version != 0 {
 		e.version = rec.Version
 	}
@@ -354,6 +387,7 @@ func (s *refStore) Create(ctx context.Context, key string, rec session.Record) e
 		s.st.mu.Lock()
 	}
 	s.st.m[key] = e
+	s.st.index(key, e)
 	s.fill(key, e)
 	return nil
 }
@@ -366,7 +400,12 @@ func (s *refStore) Update(ctx context.Context, key string, rec session.Record) e
 	data := s.saveData(rec.Data)
 	cachedRec, isCached := s.cached(key)
 	s.st.mu.Lock()
-	defer s.st.mu.Unlock()
+	leaked := false
+	defer func() {
+		if !leaked {
+			s.st.mu.Unlock()
+		}
+	}()
 	e, ok := s.get(key)
 	if !ok {
 		if s.bug == bugUpdateCreates {
@@ -386,6 +425,7 @@ func (s *refStore) Update(ctx context.Context, key string, rec session.Record) e
 			e.data = data
 			s.st.m[key] = e
 		}
+		leaked = s.bug == bugLeaksLock
 		return session.ErrConflict
 	}
 	if s.bug == bugRacyUpdate {
@@ -401,7 +441,11 @@ func (s *refStore) Update(ctx context.Context, key string, rec session.Record) e
 	if s.bug == bugUpdateNoop {
 		return nil
 	}
+	oldOwner := e.owner
 	e.data, e.atime = data, s.atime(rec.ATime)
+	if s.bug != bugOwnerUpdateKeeps {
+		e.owner = rec.Owner
+	}
 	if s.bug != bugNoVersionBump {
 		e.version++
 	}
@@ -409,6 +453,10 @@ func (s *refStore) Update(ctx context.Context, key string, rec session.Record) e
 		e.created = s.stamp(rec.Created)
 	}
 	s.st.m[key] = e
+	if oldOwner != e.owner && s.bug != bugOwnerNotOnChange {
+		s.st.unindex(key, oldOwner)
+	}
+	s.st.index(key, e)
 	s.fill(key, e)
 	return nil
 }
@@ -439,7 +487,14 @@ func (s *refStore) Touch(ctx context.Context, key string, atime time.Time) error
 	if s.bug == bugTouchBumpsVersion {
 		e.version++
 	}
+	if s.bug == bugOwnerTouchClears {
+		s.st.unindex(key, e.owner)
+		e.owner = ""
+	}
 	s.st.m[key] = e
+	if s.bug != bugOwnerStaleTouch {
+		s.st.index(key, e)
+	}
 	s.fill(key, e)
 	return nil
 }
@@ -451,13 +506,17 @@ func (s *refStore) Delete(ctx context.Context, key string) error {
 	key = s.mapKey(key)
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()
-	if _, ok := s.get(key); !ok && s.bug == bugDeleteMissingErrs {
+	e, ok := s.get(key)
+	if !ok && s.bug == bugDeleteMissingErrs {
 		return session.ErrNotFound
 	}
 	if s.bug == bugDeleteNoop {
 		return nil
 	}
 	delete(s.st.m, key)
+	if s.bug != bugOwnerNotOnDelete {
+		s.st.unindex(key, e.owner)
+	}
 	s.evict(key)
 	return nil
 }
@@ -491,6 +550,9 @@ func (s *refStore) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 			continue
 		}
 		delete(s.st.m, k)
+		if s.bug != bugOwnerNotOnCleanup {
+			s.st.unindex(k, e.owner)
+		}
 		n++
 	}
 	if s.bug == bugCleanupHides {
@@ -503,6 +565,77 @@ func (s *refStore) Cleanup(ctx context.Context, cutoff time.Time) (int, error) {
 		return examined, nil
 	}
 	return n, nil
+}
+
+// index puts e into its owner's index under key; st.mu is held.
+func (st *storage) index(key string, e entry) {
+	if e.owner == "" {
+		return
+	}
+	m := st.owners[e.owner]
+	if m == nil {
+		m = map[string]entry{}
+		st.owners[e.owner] = m
+	}
+	m[key] = e
+}
+
+// unindex removes key from owner's index; st.mu is held.
+func (st *storage) unindex(key, owner string) {
+	if m := st.owners[owner]; m != nil {
+		delete(m, key)
+		if len(m) == 0 {
+			delete(st.owners, owner)
+		}
+	}
+}
+
+var _ session.OwnerIndex = (*refStore)(nil)
+
+// LoadOwned implements session.OwnerIndex from the index.
+func (s *refStore) LoadOwned(ctx context.Context, owner string) ([]session.OwnedRecord, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	if s.bug == bugOwnerInvalidPanics {
+		_ = owner[0] // "the manager never passes an empty owner"
+	}
+	if !session.ValidKey(owner) {
+		return nil, fmt.Errorf("refstore: owner %q: %w", owner, session.ErrInvalidKey)
+	}
+	var out []session.OwnedRecord
+	collect := func(st *storage) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if s.bug == bugOwnerPrefix {
+			for k, e := range st.m {
+				if strings.HasPrefix(e.owner, owner) {
+					out = append(out, session.OwnedRecord{Key: k, Record: e.record(false)})
+				}
+			}
+			return
+		}
+		for k, e := range st.owners[owner] {
+			out = append(out, session.OwnedRecord{Key: k, Record: e.record(s.bug == bugOwnerAlias)})
+		}
+	}
+	if s.bug == bugOwnerAllNamespaces {
+		storagesMu.Lock()
+		all := make([]*storage, 0, len(storages))
+		for _, st := range storages {
+			all = append(all, st)
+		}
+		storagesMu.Unlock()
+		for _, st := range all {
+			collect(st)
+		}
+	} else {
+		collect(s.st)
+	}
+	if len(out) == 0 && s.bug == bugOwnerUnknownErrs {
+		return nil, fmt.Errorf("refstore: owner %q: %w", owner, session.ErrNotFound)
+	}
+	return out, nil
 }
 
 // refHarness is the Harness of a reference store with the given defect.

@@ -53,6 +53,10 @@ type Subtest struct {
 	// pass it. The subtest is skipped when the store declares the
 	// capability unsupported.
 	Needs Capability
+	// Implements names the optional interface of package session that the
+	// subtest checks, such as "session.OwnerIndex", or "". The subtest is
+	// skipped, with that reason, for a store that does not implement it.
+	Implements string
 }
 
 // Subtests returns every subtest of Run, in the order Run runs them. The
@@ -60,18 +64,19 @@ type Subtest struct {
 func Subtests() []Subtest {
 	out := make([]Subtest, len(checks))
 	for i, c := range checks {
-		out[i] = Subtest{Name: c.name, Rule: c.rule, Needs: c.needs}
+		out[i] = Subtest{Name: c.name, Rule: c.rule, Needs: c.needs, Implements: c.implements}
 	}
 	return out
 }
 
 // check is one subtest of Run: its path, the rule it enforces, the
-// capability it needs and its body.
+// capability it needs, the optional interface it checks, and its body.
 type check struct {
-	name  string
-	rule  string
-	needs Capability
-	run   func(f *fixture)
+	name       string
+	rule       string
+	needs      Capability
+	implements string
+	run        func(f *fixture)
 }
 
 // fixture is what a check's body gets: its test, the suite, and itself
@@ -106,6 +111,18 @@ type suite struct {
 	watchdog   time.Duration // how long a call may run past its deadline
 	runID      string
 	seq        atomic.Int64
+	// ownerIndex is whether the stores implement session.OwnerIndex, as
+	// the first store opened showed: 0 not known yet, 1 yes, 2 no.
+	ownerIndex atomic.Int32
+}
+
+// noteOwnerIndex remembers whether the stores implement session.OwnerIndex.
+func (s *suite) noteOwnerIndex(st session.Store) {
+	v := int32(2)
+	if _, ok := st.(session.OwnerIndex); ok {
+		v = 1
+	}
+	s.ownerIndex.CompareAndSwap(0, v)
 }
 
 func newSuite(h Harness) (*suite, error) {
@@ -305,23 +322,38 @@ func (s *suite) namespace(tb testing.TB) string {
 // hungError reports a store call that did not return within the
 // watchdog's bound, though its context's deadline had passed.
 type hungError struct {
-	op    string
-	after time.Duration
+	call    string // the call, as Op(arguments)
+	after   time.Duration
+	timeout time.Duration // Harness.OpTimeout
+	where   string        // where it ran, if not on the subtest's own goroutine
+	before  string        // the last call of the subtest that returned, if any
 }
 
 func (e *hungError) Error() string {
-	return fmt.Sprintf("conformance: Store.%s did not return within %v, although its context's deadline (Harness.OpTimeout) had passed: a hung driver call ignoring its context", e.op, e.after)
+	var b strings.Builder
+	fmt.Fprintf(&b, "conformance: Store.%s did not return within %v%s, although its context's deadline (Harness.OpTimeout %v) had passed.", e.call, e.after, e.where, e.timeout)
+	op, _, _ := strings.Cut(e.call, "(")
+	if e.before != "" {
+		fmt.Fprintf(&b, " The call before it, Store.%s: if that call left a lock held (a return path without Unlock, often an error path), every later call waits for it forever, so look there first; otherwise %s itself blocks without watching its context.", e.before, op)
+	} else {
+		fmt.Fprintf(&b, " %s blocks without watching its context, or waits for a lock that an earlier call never released.", op)
+	}
+	return b.String()
 }
 
 // panicError reports a store call that panicked.
 type panicError struct {
-	op    string
+	call  string // the call, as Op(arguments)
 	value any
 	stack []byte
 }
 
 func (e *panicError) Error() string {
-	return fmt.Sprintf("conformance: Store.%s panicked: %v\n%s", e.op, e.value, e.stack)
+	hint := ""
+	if strings.HasPrefix(e.call, "Close(") {
+		hint = " (Close must be idempotent: a second Close, or two at once, returns nil and panics never)"
+	}
+	return fmt.Sprintf("conformance: Store.%s panicked%s: %v\n%s", e.call, hint, e.value, e.stack)
 }
 
 // isBroken reports whether err is a hung or panicking call rather than an
@@ -337,10 +369,11 @@ type result[T any] struct {
 	err error
 }
 
-// call runs one store call with a context bounded by OpTimeout, on its own
-// goroutine, so that a call that hangs despite its deadline (or panics)
-// fails the subtest that made it instead of the whole run.
-func call[T any](s *suite, parent context.Context, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+// call runs one store call, described as Op(arguments), with a context
+// bounded by OpTimeout, on its own goroutine, so that a call that hangs
+// despite its deadline (or panics) fails the subtest that made it instead
+// of the whole run.
+func call[T any](s *suite, parent context.Context, desc string, fn func(ctx context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(parent, s.opTimeout)
 	defer cancel()
 	done := make(chan result[T], 1)
@@ -348,7 +381,7 @@ func call[T any](s *suite, parent context.Context, op string, fn func(ctx contex
 		defer func() {
 			if p := recover(); p != nil {
 				var zero T
-				done <- result[T]{zero, &panicError{op: op, value: p, stack: debug.Stack()}}
+				done <- result[T]{zero, &panicError{call: desc, value: p, stack: debug.Stack()}}
 			}
 		}()
 		v, err := fn(ctx)
@@ -361,8 +394,28 @@ func call[T any](s *suite, parent context.Context, op string, fn func(ctx contex
 		return r.v, r.err
 	case <-wd.C:
 		var zero T
-		return zero, &hungError{op: op, after: s.watchdog}
+		return zero, &hungError{call: desc, after: s.watchdog, timeout: s.opTimeout}
 	}
+}
+
+// desc describes a call for messages: Op("key…").
+func desc(op, key string) string { return op + "(" + short(key) + ")" }
+
+// outcome describes how a call ended, for messages: "returned nil" or
+// "returned <error>" with the sentinel's name when it wraps one.
+func outcome(err error) string {
+	if err == nil {
+		return "returned nil"
+	}
+	for _, target := range []error{session.ErrNotFound, session.ErrExists, session.ErrConflict, session.ErrInvalidKey, session.ErrTooLarge, session.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, target) {
+			if err == target {
+				return "returned " + sentinelName(target)
+			}
+			return fmt.Sprintf("returned %q (wrapping %s)", err, sentinelName(target))
+		}
+	}
+	return fmt.Sprintf("returned %q", err)
 }
 
 // align moves t down to the storage's time grid (multiples of Precision

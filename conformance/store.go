@@ -19,8 +19,9 @@ import (
 // namespace and the calls to drive it.
 type storeT struct {
 	*fixture
-	ns string
-	st session.Store // the first instance over ns
+	ns   string
+	st   session.Store // the first instance over ns
+	prev string        // the last call that returned, for the message of a hung one
 }
 
 func storeFixture(f *fixture) *storeT {
@@ -33,10 +34,17 @@ func storeFixture(f *fixture) *storeT {
 // fresh store, later calls a second instance over the same storage.
 func (x *storeT) open() session.Store {
 	x.t.Helper()
-	st := x.s.h.NewStore(x.t, x.ns)
+	return x.openNS(x.ns)
+}
+
+// openNS returns an instance over namespace ns.
+func (x *storeT) openNS(ns string) session.Store {
+	x.t.Helper()
+	st := x.s.h.NewStore(x.t, ns)
 	if st == nil {
-		x.t.Fatalf("Harness.NewStore(%q) returned a nil store", x.ns)
+		x.t.Fatalf("Harness.NewStore(%q) returned a nil store", ns)
 	}
+	x.s.noteOwnerIndex(st)
 	return st
 }
 
@@ -56,12 +64,17 @@ func (x *storeT) stop(err error) {
 	}
 }
 
-// do runs one store call under the suite's deadline and watchdog, ending
-// the subtest if the call hung or panicked.
-func do[T any](x *storeT, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+// do runs one store call, described as Op(arguments), under the suite's
+// deadline and watchdog, ending the subtest if the call hung or panicked.
+func do[T any](x *storeT, desc string, fn func(ctx context.Context) (T, error)) (T, error) {
 	x.t.Helper()
-	v, err := call(x.s, context.Background(), op, fn)
+	v, err := call(x.s, context.Background(), desc, fn)
+	var h *hungError
+	if errors.As(err, &h) {
+		h.before = x.prev
+	}
 	x.stop(err)
+	x.prev = desc + ", " + outcome(err)
 	return v, err
 }
 
@@ -72,36 +85,48 @@ func errOnly(fn func(ctx context.Context) error) func(ctx context.Context) (stru
 
 func (x *storeT) load(st session.Store, key string) (session.Record, error) {
 	x.t.Helper()
-	return do(x, "Load", func(ctx context.Context) (session.Record, error) { return st.Load(ctx, key) })
+	return do(x, desc("Load", key), func(ctx context.Context) (session.Record, error) { return st.Load(ctx, key) })
 }
 
 func (x *storeT) create(st session.Store, key string, rec session.Record) error {
 	x.t.Helper()
-	_, err := do(x, "Create", errOnly(func(ctx context.Context) error { return st.Create(ctx, key, rec) }))
+	_, err := do(x, desc("Create", key), errOnly(func(ctx context.Context) error { return st.Create(ctx, key, rec) }))
 	return err
 }
 
 func (x *storeT) update(st session.Store, key string, rec session.Record) error {
 	x.t.Helper()
-	_, err := do(x, "Update", errOnly(func(ctx context.Context) error { return st.Update(ctx, key, rec) }))
+	_, err := do(x, desc("Update", key), errOnly(func(ctx context.Context) error { return st.Update(ctx, key, rec) }))
 	return err
 }
 
 func (x *storeT) touch(st session.Store, key string, atime time.Time) error {
 	x.t.Helper()
-	_, err := do(x, "Touch", errOnly(func(ctx context.Context) error { return st.Touch(ctx, key, atime) }))
+	_, err := do(x, desc("Touch", key), errOnly(func(ctx context.Context) error { return st.Touch(ctx, key, atime) }))
 	return err
 }
 
 func (x *storeT) del(st session.Store, key string) error {
 	x.t.Helper()
-	_, err := do(x, "Delete", errOnly(func(ctx context.Context) error { return st.Delete(ctx, key) }))
+	_, err := do(x, desc("Delete", key), errOnly(func(ctx context.Context) error { return st.Delete(ctx, key) }))
 	return err
 }
 
 func (x *storeT) cleanup(st session.Store, cutoff time.Time) (int, error) {
 	x.t.Helper()
-	return do(x, "Cleanup", func(ctx context.Context) (int, error) { return st.Cleanup(ctx, cutoff) })
+	return do(x, "Cleanup("+fmtTime(cutoff)+")", func(ctx context.Context) (int, error) { return st.Cleanup(ctx, cutoff) })
+}
+
+// close closes st if it implements io.Closer, through the panic guard. It
+// reports whether st is a Closer.
+func (x *storeT) close(st session.Store) (bool, error) {
+	x.t.Helper()
+	c, ok := st.(io.Closer)
+	if !ok {
+		return false, nil
+	}
+	_, err := do(x, "Close()", errOnly(func(context.Context) error { return c.Close() }))
+	return true, err
 }
 
 // want is what a record must hold after a sequence of calls.
@@ -110,10 +135,15 @@ type want struct {
 	atime   time.Time
 	created time.Time
 	version uint64
+	// owner is the Record.Owner to store and, if hasOwner, to find again:
+	// only the owner checks compare it, since a store without an owner
+	// index may drop it.
+	owner    string
+	hasOwner bool
 }
 
 func (w want) record() session.Record {
-	return session.Record{Data: w.data, ATime: w.atime, Created: w.created, Version: w.version}
+	return session.Record{Data: w.data, ATime: w.atime, Created: w.created, Version: w.version, Owner: w.owner}
 }
 
 // mustCreate creates rec under key, ending the subtest if that fails: the
@@ -175,9 +205,22 @@ func (x *storeT) expectErr(err, target error, what string) bool {
 	if err == nil {
 		x.errorf("%s: got nil error, want an error wrapping %s", what, sentinelName(target))
 	} else {
-		x.errorf("%s: got error %v, want an error wrapping %s (test with errors.Is)", what, err, sentinelName(target))
+		x.errorf("%s: got error %v, want an error wrapping %s (test with errors.Is)%s", what, err, sentinelName(target), mixUp(err, target))
 	}
 	return false
+}
+
+// mixUp explains the usual cause of one sentinel returned for another.
+func mixUp(err, target error) string {
+	switch {
+	case target == session.ErrConflict && errors.Is(err, session.ErrNotFound):
+		return ". The record exists at another Version: that is a conflict. A conditional UPDATE ... WHERE key = ? AND version = ? that matched no row must then check whether the key exists, and answer ErrConflict if it does, ErrNotFound only if it does not"
+	case target == session.ErrNotFound && errors.Is(err, session.ErrConflict):
+		return ". The record is gone: that is ErrNotFound, not a conflict. A conditional update that matched no row must check whether the key exists before answering ErrConflict"
+	case target == session.ErrNotFound && errors.Is(err, session.ErrExists):
+		return ". ErrExists is Create's answer for a taken key; a missing record is ErrNotFound"
+	}
+	return ""
 }
 
 func (x *storeT) expectNil(err error, what string) bool {
@@ -201,6 +244,8 @@ func sentinelName(err error) string {
 		return "session.ErrInvalidKey"
 	case session.ErrTooLarge:
 		return "session.ErrTooLarge"
+	case session.ErrClosed:
+		return "session.ErrClosed"
 	case context.Canceled:
 		return "context.Canceled"
 	case context.DeadlineExceeded:
@@ -224,31 +269,104 @@ func (s *suite) recordProblems(rec session.Record, w want) []string {
 	if rec.Version != w.version {
 		p = append(p, fmt.Sprintf("Version: got %d, want %d", rec.Version, w.version))
 	}
+	if w.hasOwner && rec.Owner != w.owner {
+		p = append(p, fmt.Sprintf("Owner: got %q, want %q", rec.Owner, w.owner))
+	}
 	return p
 }
 
 // timeProblem describes how got, a time read back, breaks the rule that
 // times come back Equal to what was stored, up to Precision earlier and
-// never later, in any zone.
+// never later, in any zone; and what most likely made it so.
 func (s *suite) timeProblem(got, want time.Time) string {
 	if got.IsZero() && !want.IsZero() {
-		return fmt.Sprintf("got the zero time, want %s", fmtTime(want))
+		return fmt.Sprintf("got the zero time, want %s: the time was not stored, or not read back", fmtTime(want))
 	}
 	d := want.Sub(got)
-	switch {
-	case d < 0:
-		return fmt.Sprintf("got %s, %v later than the %s stored: a store may lose precision by truncating, never move a time later (rounding up, or reading its own clock)", fmtTime(got), -d, fmtTime(want))
-	case d > s.precision:
-		return fmt.Sprintf("got %s, %v earlier than the %s stored, more than the declared Precision %v (a lost zone offset, its own clock, or coarser storage than declared)", fmtTime(got), d, fmtTime(want), s.precision)
+	if d >= 0 && d <= s.precision {
+		return ""
 	}
-	return ""
+	how := fmt.Sprintf("%v earlier than", d)
+	if d < 0 {
+		how = fmt.Sprintf("%v later than", -d)
+	}
+	return fmt.Sprintf("got %s, %s the %s stored: %s", fmtTime(got), how, fmtTime(want), s.timeCause(got, want))
 }
 
+// timeCause names the likeliest cause of got coming back for want.
+func (s *suite) timeCause(got, want time.Time) string {
+	d := want.Sub(got)
+	local := want.In(time.Local)
+	// within: g is w or at most Precision earlier.
+	within := func(g, w time.Time) bool { e := w.Sub(g); return e >= 0 && e <= s.precision }
+	switch {
+	case got.Sub(time.Now()).Abs() < 48*time.Hour:
+		return "that is today, the machine's clock: a store never reads a clock (time.Now, SQL now() or CURRENT_TIMESTAMP, a column default, file mtimes); it stores the time it is given"
+	case within(got.UTC(), wallAsUTC(want)):
+		return fmt.Sprintf("the wall clock of the zone it was given in (%s) read back as UTC: the zone offset was lost. Store instants (convert to UTC, or keep the offset)", zoneName(want))
+	case within(got.UTC(), wallAsUTC(local)):
+		return fmt.Sprintf("the wall clock of time.Local (%s) read back as UTC: the store formats in the machine's zone and parses as UTC. Convert to UTC before storing", zoneName(local))
+	case within(wallAsUTC(got.In(time.Local)), wallAsUTC(local)):
+		return fmt.Sprintf("both read %s in time.Local (%s): a daylight-saving fall-back repeats that wall-clock hour, and a store that keeps local wall-clock times without their offset cannot tell the two instants apart. Store instants (UTC, or with the offset)", local.Format("2006-01-02 15:04:05.999999999"), zoneName(local))
+	case within(wallAsUTC(got.In(time.Local)), want.UTC()):
+		return "the UTC wall clock read back as local time (time.Local): convert back from UTC when reading"
+	}
+	if r := d.Round(time.Minute); r != 0 && r%(15*time.Minute) == 0 && r.Abs() <= 26*time.Hour && (d-r).Abs() <= max(s.precision, time.Second) {
+		return "off by a whole zone offset: a wall-clock reading kept without its zone, and read back in another. Store instants (UTC, or with the offset)"
+	}
+	if _, off := want.Zone(); off%60 != 0 && d.Abs() < time.Minute {
+		return fmt.Sprintf("the zone %s has seconds in its offset, which the store dropped (an offset written as ±hh:mm): store UTC, or the offset to the second", zoneName(want))
+	}
+	for _, p := range []time.Duration{time.Microsecond, time.Millisecond, time.Second} {
+		if d < 0 && got.Equal(want.Round(p)) {
+			return fmt.Sprintf("rounded to the %v: truncate instead, a stored time may come back earlier, never later", p)
+		}
+		if d > 0 && p > s.precision && got.Equal(want.Truncate(p)) {
+			return fmt.Sprintf("truncated to whole %vs, coarser than the declared Harness.Precision %v: declare the storage's real precision, or store finer times", p, s.precision)
+		}
+	}
+	if d < 0 {
+		return "a later instant than any truncation gives: another write's time, not this one's (a write that should have been refused or had no effect)"
+	}
+	return "an earlier instant than the declared Precision allows: another write's time (a write that should have been refused, or was lost), or coarser storage than declared"
+}
+
+// wallAsUTC returns the instant that reads in UTC what t reads in its own
+// zone: what a store that drops the offset makes of t.
+func wallAsUTC(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+}
+
+// zoneName names t's zone with its offset.
+func zoneName(t time.Time) string {
+	name, off := t.Zone()
+	if utc := "UTC" + fmtOffset(off); name != utc {
+		return name + ", " + utc
+	}
+	return name
+}
+
+func fmtOffset(off int) string {
+	sign := '+'
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	if off%60 != 0 {
+		return fmt.Sprintf("%c%02d:%02d:%02d", sign, off/3600, off/60%60, off%60)
+	}
+	return fmt.Sprintf("%c%02d:%02d", sign, off/3600, off/60%60)
+}
+
+// fmtTime prints t with its offset to the second (RFC 3339 drops offset
+// seconds, printing UTC+00:00:01 as +00:00) and, outside UTC, the same
+// instant in UTC.
 func fmtTime(t time.Time) string {
+	const layout = "2006-01-02T15:04:05.999999999"
 	if t.Location() == time.UTC {
 		return t.Format(time.RFC3339Nano)
 	}
-	return t.Format(time.RFC3339Nano) + " (" + t.UTC().Format(time.RFC3339Nano) + ")"
+	_, off := t.Zone()
+	return t.Format(layout) + fmtOffset(off) + " (" + t.UTC().Format(time.RFC3339Nano) + ")"
 }
 
 // bytesProblem describes how got differs from want without dumping
@@ -361,7 +479,44 @@ func checkUpdateStaleVersion(f *fixture) {
 	for _, v := range []uint64{1, 0, 3, 1 << 63} {
 		err := x.update(x.st, k, session.Record{Data: []byte("stale write"), ATime: timeAt(time.Hour), Version: v})
 		x.expectErr(err, session.ErrConflict, fmt.Sprintf("Update with Version %d of a record at Version 2", v))
+		if rec, lerr := x.load(x.st, k); lerr == nil && string(rec.Data) == "stale write" {
+			x.errorf("Update with Version %d of a record at Version 2 %s, yet it wrote its Data (and ATime %s, Version %d) all the same: a stale Update must change nothing. Compare the version in the statement that writes (UPDATE ... WHERE key = ? AND version = ?), and write nothing when it differs", v, outcome(err), fmtTime(rec.ATime), rec.Version)
+			return
+		}
 		x.expect(x.st, k, cur, fmt.Sprintf("after the refused Update with Version %d (it must change nothing)", v))
+	}
+}
+
+// checkUpdateEarlierATime updates a record to an ATime before the stored
+// one: the caller's time is stored as given (a store must not keep the
+// later of the two, as GREATEST(atime, ?) does).
+func checkUpdateEarlierATime(f *fixture) {
+	x := storeFixture(f)
+	k := x.key("k")
+	created := x.s.align(timeAt(-3 * time.Hour))
+	late := x.s.align(timeAt(time.Hour))
+	x.mustCreate(x.st, k, want{data: []byte("one"), atime: late, created: created})
+	steps := []struct {
+		atime time.Time
+		what  string
+	}{
+		{late.Add(-time.Hour), "an hour before the stored ATime"},
+		{late.Add(-time.Hour - x.s.step), "one step (Precision, or 1ns) before the stored ATime"},
+		{created, "the Created time, hours before the stored ATime"},
+	}
+	for i, st := range steps {
+		w := want{data: []byte(fmt.Sprint("update ", i)), atime: st.atime, created: created, version: uint64(i + 2)}
+		if err := x.update(x.st, k, session.Record{Data: w.data, ATime: w.atime, Version: uint64(i + 1)}); !x.expectNil(err, "Update to an earlier ATime") {
+			return
+		}
+		rec, err := x.load(x.st, k)
+		if err == nil && string(rec.Data) == string(w.data) && rec.ATime.After(w.atime) {
+			x.errorf("Update to ATime %s, %s: the record kept ATime %s. The caller's ATime is stored as given, earlier or later (a GREATEST(atime, ?) or max() keeps the later one; the manager's clock decides, and may be set back)", fmtTime(w.atime), st.what, fmtTime(rec.ATime))
+			return
+		}
+		if !x.expect(x.st, k, w, fmt.Sprintf("after Update to ATime %s", st.what)) {
+			return
+		}
 	}
 }
 
@@ -431,6 +586,45 @@ func checkTouchMissing(f *fixture) {
 	x.expectNil(x.del(x.st, gone), "Delete")
 	x.expectErr(x.touch(x.st, gone, timeAt(time.Minute)), session.ErrNotFound, "Touch of a deleted record")
 	x.expectMissing(x.st, gone, "after Touch of a deleted record (Touch never creates)")
+}
+
+// checkTouchSameATime touches records to the ATime they already hold:
+// the record exists, so Touch returns nil. (MySQL reports an UPDATE that
+// changes no value as 0 rows affected; a store that reads that as "no
+// such row" answers ErrNotFound, and the manager then drops a live
+// session.)
+func checkTouchSameATime(f *fixture) {
+	x := storeFixture(f)
+	k := x.key("k")
+	at := x.s.align(timeAt(0))
+	w := want{data: []byte("touched"), atime: at, created: at, version: 1}
+	x.mustCreate(x.st, k, w)
+	same := func(atime time.Time, what string) bool {
+		x.t.Helper()
+		err := x.touch(x.st, k, atime)
+		if errors.Is(err, session.ErrNotFound) {
+			x.errorf("Touch to %s: got %v, want nil. The record exists: an UPDATE that changes no value reports 0 rows affected on MySQL and others, which does not mean the row is missing (count found rows with CLIENT_FOUND_ROWS, or check existence before answering ErrNotFound)", what, err)
+			return false
+		}
+		if !x.expectNil(err, "Touch to "+what) {
+			return false
+		}
+		return x.expect(x.st, k, w, "after Touch to "+what)
+	}
+	if !same(at, "the ATime the record already holds, right after Create") || !same(at, "the same ATime again") {
+		return
+	}
+	w = want{data: []byte("updated"), atime: x.s.align(timeAt(time.Minute)), created: at, version: 2}
+	x.mustUpdate(x.st, k, w, 1)
+	if !same(w.atime, "the ATime the last Update stored") {
+		return
+	}
+	if x.s.precision > time.Nanosecond {
+		// A time between two grid points stores as the one below: the
+		// stored value does not change either.
+		w.atime = w.atime.Add(x.s.precision / 2)
+		same(w.atime, fmt.Sprintf("%v after the stored ATime, which truncates to it (Precision %v)", x.s.precision/2, x.s.precision))
+	}
 }
 
 func checkDeleteExisting(f *fixture) {
@@ -594,6 +788,190 @@ func checkCleanupReallyDeletes(f *fixture) {
 	fresh := want{data: []byte("new"), atime: cutoff.Add(time.Hour), created: cutoff.Add(time.Hour), version: 1}
 	if err := x.create(x.st, gone, fresh.record()); x.expectNil(err, "Create under the key of a record Cleanup deleted (the key is free)") {
 		x.expect(x.st, gone, fresh, "after Create under the key Cleanup freed")
+	}
+}
+
+// Sizes of Store/Cleanup/Many: more idle records than any sensible batch
+// of a batched Cleanup (and not a multiple of one), with live ones around.
+const (
+	manyIdle       = 2500
+	manyLive       = 500
+	bulkGoroutines = 8
+)
+
+// bulk runs fn(i) for i in [0, n) from a few goroutines, for the setup and
+// verification of large checks; fn reports failures into l, which bulk
+// reports. It returns whether there were none.
+func (x *storeT) bulk(n int, fn func(c *caller, i int, l *errList)) bool {
+	x.t.Helper()
+	var l errList
+	x.race(min(n, bulkGoroutines), nil, func(c *caller) {
+		for i := c.g; i < n; i += bulkGoroutines {
+			if l.stopped() {
+				return
+			}
+			fn(c, i, &l)
+		}
+	})
+	ok := l.empty()
+	x.report(&l)
+	return ok
+}
+
+// bulkCreate creates keys[i] with w(i), from a few goroutines.
+func (x *storeT) bulkCreate(keys []string, w func(i int) want) bool {
+	x.t.Helper()
+	return x.bulk(len(keys), func(c *caller, i int, l *errList) {
+		rec := w(i).record()
+		err := c.call(desc("Create", keys[i]), func(ctx context.Context) error { return x.st.Create(ctx, keys[i], rec) })
+		if !l.brokenCall(err) && err != nil {
+			l.add("create", "Create of record %d of %d (setting up the check): %v", i+1, len(keys), err)
+		}
+	})
+}
+
+// bulkLoad loads keys from a few goroutines; hung or panicking calls end
+// the subtest.
+func (x *storeT) bulkLoad(keys []string) ([]session.Record, []error) {
+	x.t.Helper()
+	recs, errs := make([]session.Record, len(keys)), make([]error, len(keys))
+	x.bulk(len(keys), func(c *caller, i int, l *errList) {
+		errs[i] = c.call(desc("Load", keys[i]), func(ctx context.Context) error {
+			var err error
+			recs[i], err = x.st.Load(ctx, keys[i])
+			return err
+		})
+		l.brokenCall(errs[i])
+	})
+	return recs, errs
+}
+
+// checkCleanupMany cleans up thousands of idle records among live ones.
+// A batched Cleanup (DELETE ... LIMIT n in a loop, a SCAN with a COUNT)
+// must go on until no idle record is left, and count them all.
+func checkCleanupMany(f *fixture) {
+	x := storeFixture(f)
+	cutoff := x.s.align(timeAt(48 * time.Hour))
+	atime := func(i int) time.Time {
+		if i < manyIdle {
+			// Spread over hours before the cutoff, fractions varying.
+			return x.s.align(cutoff.Add(-x.s.step - time.Duration(i)*1373*time.Millisecond - time.Duration(i%977)*time.Microsecond))
+		}
+		return x.s.align(cutoff.Add(time.Duration(i-manyIdle) * 1111 * time.Millisecond))
+	}
+	keys := make([]string, manyIdle+manyLive)
+	for i := range keys {
+		keys[i] = x.key(fmt.Sprint("record ", i))
+	}
+	if !x.bulkCreate(keys, func(i int) want {
+		return want{data: []byte(fmt.Sprint("record ", i)), atime: atime(i), created: atime(i).Add(-time.Hour)}
+	}) {
+		return
+	}
+	n, err := x.cleanup(x.st, cutoff)
+	if !x.expectNil(err, fmt.Sprintf("Cleanup of %d idle records among %d", manyIdle, len(keys))) {
+		return
+	}
+	survived, lost := 0, 0
+	recs, errs := x.bulkLoad(keys)
+	for i, err := range errs {
+		switch {
+		case err != nil && !errors.Is(err, session.ErrNotFound):
+			x.fatalf("Load after Cleanup: %v", err)
+		case i < manyIdle && err == nil:
+			survived++
+		case i >= manyIdle && err != nil:
+			lost++
+		case i >= manyIdle:
+			if p := x.s.recordProblems(recs[i], want{data: []byte(fmt.Sprint("record ", i)), atime: atime(i), created: atime(i).Add(-time.Hour), version: 1}); len(p) > 0 {
+				x.fatalf("a record at or after the cutoff, after Cleanup: %s", strings.Join(p, "; "))
+			}
+		}
+	}
+	if survived > 0 {
+		x.errorf("Cleanup(%s) of %d idle records (and %d live ones) left %d of the idle ones, and returned %d: Cleanup must delete every record before the cutoff, however many. A batched Cleanup must repeat its batch until one deletes fewer rows than its limit (or none), not stop after the first", fmtTime(cutoff), manyIdle, manyLive, survived, n)
+	}
+	if lost > 0 {
+		x.errorf("Cleanup(%s) deleted %d of the %d records at or after the cutoff: it must keep them", fmtTime(cutoff), lost, manyLive)
+	}
+	if gone := manyIdle - survived + lost; n != gone {
+		x.errorf("Cleanup of %d idle records returned %d, but deleted %d: it must return how many it deleted, over all its batches", manyIdle, n, gone)
+	}
+	n, err = x.cleanup(x.st, cutoff)
+	if x.expectNil(err, "second Cleanup") && n != survived {
+		x.errorf("a second Cleanup with the same cutoff returned %d, want %d (the idle records the first one left)", n, survived)
+	}
+}
+
+// checkCleanupFractions runs Cleanups with cutoffs on whole seconds and
+// between them over records whose ATimes have fractions of every length,
+// in several zones: Cleanup compares instants. Times kept as text and
+// compared as text fail it: RFC 3339 drops trailing zeros, so
+// "…:05.5Z" sorts before "…:05Z".
+func checkCleanupFractions(f *fixture) {
+	x := storeFixture(f)
+	base := x.s.align(timeAt(72 * time.Hour).Truncate(time.Second))
+	fractions := []time.Duration{0, 1, 10, 1000, 10_000, 100_000, 500_000, 5_000_000, 50_000_000, 100_000_000, 100_001_000, 123_456_789, 450_000_000, 500_000_000, 500_001_000, 999_000_000, 999_999_000, 999_999_999}
+	zones := []*time.Location{Epoch.Location(), time.UTC, zoneWest, zoneEast, time.FixedZone("UTC+00:00:01", 1)}
+	type rec struct {
+		key   string
+		atime time.Time
+		gone  bool
+	}
+	var recs []rec
+	seen := map[time.Time]bool{}
+	for sec := -2; sec <= 2; sec++ {
+		for _, fr := range fractions {
+			at := x.s.align(base.Add(time.Duration(sec)*time.Second + fr)).UTC()
+			if seen[at] {
+				continue
+			}
+			seen[at] = true
+			i := len(recs)
+			recs = append(recs, rec{key: x.key(fmt.Sprint("fraction ", i)), atime: at.In(zones[i%len(zones)])})
+			x.mustCreate(x.st, recs[i].key, want{data: []byte(fmt.Sprint("fraction ", i)), atime: recs[i].atime, created: base.Add(-time.Hour)})
+		}
+	}
+	cutoffs := []time.Duration{-1500 * time.Millisecond, -time.Second + 999_999_999, 0, 1, 450_000_000, 500_000_000, 500_000_001, time.Second + 100_000_000, 2 * time.Second}
+	for j, off := range cutoffs {
+		cutoff := x.s.align(base.Add(off)).In(zones[(j+2)%len(zones)])
+		n, err := x.cleanup(x.st, cutoff)
+		if !x.expectNil(err, "Cleanup") {
+			return
+		}
+		wantN := 0
+		for i := range recs {
+			if !recs[i].gone && recs[i].atime.Before(cutoff) {
+				recs[i].gone = true
+				wantN++
+			}
+		}
+		bad := false
+		for i, r := range recs {
+			got, err := x.load(x.st, r.key)
+			switch {
+			case err != nil && !errors.Is(err, session.ErrNotFound):
+				x.errorf("Load after Cleanup: %v", err)
+				bad = true
+			case r.gone && err == nil:
+				x.errorf("Cleanup(%s) kept the record with ATime %s, which is before it: Cleanup compares instants. Times stored as text compare as text only in UTC with fixed-width fractions (RFC 3339 drops trailing zeros: \"…:05Z\" sorts after \"…:05.5Z\")", fmtTime(cutoff), fmtTime(got.ATime))
+				bad = true
+			case !r.gone && err != nil:
+				x.errorf("Cleanup(%s) deleted the record with ATime %s, which is not before it: Cleanup compares instants. Times stored as text compare as text only in UTC with fixed-width fractions (RFC 3339 drops trailing zeros: \"…:05.5Z\" sorts before \"…:05Z\")", fmtTime(cutoff), fmtTime(r.atime))
+				bad = true
+			case !r.gone:
+				if !x.expect(x.st, r.key, want{data: []byte(fmt.Sprint("fraction ", i)), atime: r.atime, created: base.Add(-time.Hour), version: 1}, "a record Cleanup kept") {
+					bad = true
+				}
+			}
+			if bad {
+				return
+			}
+		}
+		if n != wantN {
+			x.errorf("Cleanup(%s) returned %d, want %d (the records before it that earlier Cleanups left)", fmtTime(cutoff), n, wantN)
+			return
+		}
 	}
 }
 
@@ -823,6 +1201,49 @@ func checkAliasingLoad(f *fixture) {
 	}
 }
 
+// checkAliasingLaterLoad keeps the Data of one Load and makes other calls:
+// what Load returned must not change. (A Load that returns a buffer the
+// next Load reuses, such as database/sql's RawBytes or a scratch slice,
+// passes every check that uses each result at once.)
+func checkAliasingLaterLoad(f *fixture) {
+	x := storeFixture(f)
+	k1, k2, k3 := x.key("first"), x.key("second"), x.key("third")
+	d1 := []byte("the first record's data, the longest of the three")
+	d2 := []byte("second's data")
+	x.mustCreate(x.st, k1, want{data: d1, atime: timeAt(0), created: timeAt(0)})
+	x.mustCreate(x.st, k2, want{data: d2, atime: timeAt(0), created: timeAt(0)})
+	r1, err := x.load(x.st, k1)
+	if !x.expectNil(err, "Load") {
+		return
+	}
+	changed := func(after string) bool {
+		x.t.Helper()
+		if !bytes.Equal(r1.Data, d1) {
+			x.errorf("the Data of an earlier Load changed when %s: got %q, want %q. Load must return bytes the caller owns: copy out of any buffer the store reuses (database/sql.RawBytes, a scratch or pooled slice)", after, r1.Data, d1)
+			return true
+		}
+		return false
+	}
+	if _, err := x.load(x.st, k2); !x.expectNil(err, "Load of another key") || changed("the next Load, of another key, returned") {
+		return
+	}
+	r3, err := x.load(x.st, k1)
+	if !x.expectNil(err, "Load of the same key") || changed("a later Load of the same key returned") {
+		return
+	}
+	for i := range r3.Data {
+		r3.Data[i] = '#'
+	}
+	if changed("the caller overwrote the Data of a later Load of the same key") {
+		return
+	}
+	x.mustCreate(x.st, k3, want{data: []byte("third"), atime: timeAt(0), created: timeAt(0)})
+	x.mustUpdate(x.st, k2, want{data: bytes.Repeat([]byte("U"), 2*len(d1)), atime: timeAt(time.Minute)}, 1)
+	if _, err := x.load(x.st, k2); !x.expectNil(err, "Load") || changed("other keys were created, updated and loaded") {
+		return
+	}
+}
+
 // --- Keys ------------------------------------------------------------------
 
 const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -898,6 +1319,73 @@ func checkKeyAlphabet(f *fixture) {
 	}
 }
 
+// checkKeyNoWildcards writes through keys that hold '_', a wildcard of
+// SQL LIKE, and keys that are prefixes of others: each call reaches its
+// own key and no other.
+func checkKeyNoWildcards(f *fixture) {
+	x := storeFixture(f)
+	keys := []string{"abc", "aXc", "a-c", "a_c", "ab", "abcd", "a", "_", "__", "a_", "b_", "_c", "x_y", "xay", "x-y"}
+	type rec struct {
+		w    want
+		gone bool
+	}
+	recs := map[string]*rec{}
+	for i, k := range keys {
+		w := want{data: []byte(fmt.Sprint("key ", k)), atime: timeAt(time.Duration(i) * time.Second), created: timeAt(0), version: 1}
+		x.mustCreate(x.st, k, w)
+		recs[k] = &rec{w: w}
+	}
+	// verify checks every key after a call through one of them.
+	verify := func(through string) bool {
+		x.t.Helper()
+		for _, k := range keys {
+			r := recs[k]
+			got, err := x.load(x.st, k)
+			switch {
+			case r.gone && err == nil:
+				x.errorf("%s: key %q still holds its record (%q): Delete must remove exactly its key", through, k, got.Data)
+				return false
+			case r.gone && !errors.Is(err, session.ErrNotFound):
+				x.errorf("after %s: Load(%q): %v, want ErrNotFound", through, k, err)
+				return false
+			case r.gone:
+			case err != nil:
+				x.errorf("%s also reached key %q: Load(%q) now says %v. Keys are not patterns: compare them with =, never LIKE (where '_' matches any character) or a prefix match", through, k, k, err)
+				return false
+			default:
+				if p := x.s.recordProblems(got, r.w); len(p) > 0 {
+					x.errorf("%s also changed key %q: %s. Keys are not patterns: compare them with =, never LIKE (where '_' matches any character) or a prefix match", through, k, strings.Join(p, "; "))
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !verify("creating them all") {
+		return
+	}
+	for i, k := range []string{"a_c", "_", "x_y", "a_"} {
+		r := recs[k]
+		r.w.data, r.w.atime, r.w.version = []byte("updated "+k), timeAt(time.Hour+time.Duration(i)), r.w.version+1
+		if err := x.update(x.st, k, session.Record{Data: r.w.data, ATime: r.w.atime, Version: r.w.version - 1}); !x.expectNil(err, fmt.Sprintf("Update(%q)", k)) || !verify(fmt.Sprintf("Update(%q)", k)) {
+			return
+		}
+	}
+	for i, k := range []string{"__", "_c", "b_"} {
+		r := recs[k]
+		r.w.atime = timeAt(2*time.Hour + time.Duration(i))
+		if err := x.touch(x.st, k, r.w.atime); !x.expectNil(err, fmt.Sprintf("Touch(%q)", k)) || !verify(fmt.Sprintf("Touch(%q)", k)) {
+			return
+		}
+	}
+	for _, k := range []string{"a_c", "_", "__", "ab", "x_y", "a"} {
+		recs[k].gone = true
+		if err := x.del(x.st, k); !x.expectNil(err, fmt.Sprintf("Delete(%q)", k)) || !verify(fmt.Sprintf("Delete(%q)", k)) {
+			return
+		}
+	}
+}
+
 func checkKeyInvalid(f *fixture) {
 	x := storeFixture(f)
 	invalid := []string{"", "../cf_escape_probe", "a/b", `a\b`, "a.b", ".", "a b", "a'b", `a"b`, "a;b", "a%b", "a\x00b", "é", strings.Repeat("k", session.MaxKeyLen+1)}
@@ -932,15 +1420,14 @@ func checkKeyInvalid(f *fixture) {
 
 func checkUseAfterClose(f *fixture) {
 	x := storeFixture(f)
-	closer, ok := x.st.(io.Closer)
-	if !ok {
+	if _, ok := x.st.(io.Closer); !ok {
 		x.t.Log("the store does not implement io.Closer: nothing to close, nothing to check")
 		return
 	}
 	k := x.key("closed")
 	w := want{data: []byte("before close"), atime: timeAt(0), created: timeAt(0), version: 1}
 	x.mustCreate(x.st, k, w)
-	if err := closer.Close(); err != nil {
+	if _, err := x.close(x.st); err != nil {
 		x.fatalf("Close: %v", err)
 	}
 	later := want{data: []byte("after close"), atime: timeAt(time.Hour), created: timeAt(time.Hour), version: 1}
@@ -954,7 +1441,11 @@ func checkUseAfterClose(f *fixture) {
 	x.expectErr(x.del(x.st, k), session.ErrClosed, "Delete after Close")
 	_, err = x.cleanup(x.st, timeAt(2*time.Hour))
 	x.expectErr(err, session.ErrClosed, "Cleanup after Close")
-	if err := closer.Close(); err != nil {
+	if oi, ok := x.st.(session.OwnerIndex); ok {
+		_, err = x.loadOwned(oi, ownerKey("closed"))
+		x.expectErr(err, session.ErrClosed, "LoadOwned after Close")
+	}
+	if _, err := x.close(x.st); err != nil {
 		x.errorf("a second Close: %v, want nil (Close is idempotent)", err)
 	}
 	if _, ok := x.s.h.Unsupported[SharedStorage]; ok {
@@ -962,8 +1453,42 @@ func checkUseAfterClose(f *fixture) {
 	}
 	// Nothing reached the storage: a new instance finds it as it was.
 	other := x.open()
+	if _, err := x.load(other, k); errors.Is(err, session.ErrNotFound) {
+		x.errorf("a new instance over the namespace does not find the record created before Close.%s", x.notShared())
+		return
+	}
 	x.expect(other, k, w, "in a new instance, after calls on a closed one")
 	x.expectMissing(other, x.key("new"), "in a new instance, after Create on a closed one")
+}
+
+// checkCloseTwice closes one instance twice in a row and another from two
+// goroutines at once: every Close returns nil and none panics (a second
+// close of a channel, a double free of a pool).
+func checkCloseTwice(f *fixture) {
+	x := storeFixture(f)
+	if _, ok := x.st.(io.Closer); !ok {
+		x.t.Log("the store does not implement io.Closer: nothing to close, nothing to check")
+		return
+	}
+	x.mustCreate(x.st, x.key("k"), want{data: []byte("x"), atime: timeAt(0), created: timeAt(0)})
+	for i := 1; i <= 2; i++ {
+		if _, err := x.close(x.st); err != nil {
+			x.errorf("Close #%d of one instance: got error %v, want nil (Close is idempotent)", i, err)
+		}
+	}
+	other := x.open()
+	c := other.(io.Closer)
+	var l errList
+	x.race(2, nil, func(r *caller) {
+		err := r.call("Close()", func(context.Context) error { return c.Close() })
+		if l.brokenCall(err) {
+			return
+		}
+		if err != nil {
+			l.add("concurrent Close", "Close of one instance from two goroutines at once: got error %v on one of them, want nil from both (Close is idempotent)", err)
+		}
+	})
+	x.report(&l)
 }
 
 // --- A second instance -------------------------------------------------------
@@ -996,11 +1521,19 @@ func (x *storeT) staleNote() string {
 	return fmt.Sprintf("within Harness.Staleness %v", x.s.staleness)
 }
 
+// notShared is the hint for a second instance that finds nothing of the
+// first's: the usual cause is a NewStore that ignores its namespace.
+func (x *storeT) notShared() string {
+	return fmt.Sprintf(" It found no record at all, as if it were over other storage: does Harness.NewStore open the storage that namespace names (%q: the same directory, table or key prefix on every call with that namespace), rather than a fresh one (tb.TempDir(), a new in-memory map) on each call? A store whose instances cannot share anything declares Unsupported[conformance.SharedStorage]", x.ns)
+}
+
 // seesRecord checks that st shows w under key within Staleness.
 func (x *storeT) seesRecord(st session.Store, key string, w want, when string) {
 	x.t.Helper()
+	absent := false
 	problem := x.eventually(func() string {
 		rec, err := x.load(st, key)
+		absent = errors.Is(err, session.ErrNotFound)
 		if err != nil {
 			return fmt.Sprintf("Load: error %v", err)
 		}
@@ -1010,7 +1543,11 @@ func (x *storeT) seesRecord(st session.Store, key string, w want, when string) {
 		return ""
 	})
 	if problem != "" {
-		x.errorf("second instance %s: did not see the record %s: %s", when, x.staleNote(), problem)
+		hint := ""
+		if absent && w.version == 1 {
+			hint = x.notShared()
+		}
+		x.errorf("second instance %s: did not see the record %s: %s.%s", when, x.staleNote(), problem, hint)
 	}
 }
 
