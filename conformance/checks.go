@@ -117,6 +117,7 @@ var checks = []check{
 	{name: "Session/Overlap/StaleReadThenWrite", rule: "A request that read a value which other requests then changed fails with 409 and saves nothing: no rollback.", run: checkStaleReadThenWrite},
 	{name: "Session/Overlap/KillDuringWrites", rule: "A kill while 20 writers are in flight is final: every writer gets 409, no record comes back, no cookie for the killed id.", run: checkKillDuringWrites},
 	{name: "Session/Overlap/StalledSave", rule: "A save whose store call outlives WithStoreTimeout fails with 503, and the stalled call, let through later with its expired context, changes nothing.", run: checkStalledSave},
+	{name: "Session/Owner/EndInFlight", rule: "A user's device signed out from another (Manager.EndSessions) while a request of it is in flight stays signed out: that request gets 409, no record comes back, and the listing shows only the devices left.", implements: ownerIface, run: checkOwnerEndInFlight},
 	{name: "Session/KillInFlight", rule: "A request in flight when its session is killed does not bring it back: no record, no new record, no cookie for the old id; its change is refused with 409, never reported saved.", run: checkKillInFlight},
 	{name: "Session/Cleanup", rule: "Manager.Cleanup deletes sessions idle for longer than the timeout and keeps one idle for exactly the timeout.", run: checkSessionCleanup},
 	{name: "Session/NoRawID", rule: "No session id, in any encoding, appears in any key or data the store is given or holds.", run: checkNoRawID},

@@ -87,7 +87,7 @@ func sessFixture(f *fixture, opts ...session.Option) *sessT {
 		f.t.Fatalf("Harness.NewStore(%q) returned a nil store", e.ns)
 	}
 	e.spy = &spy{inner: e.raw, s: f.s}
-	m, err := session.New(e.spy, append(e.baseOptions(), opts...)...)
+	m, err := session.New(e.spy.store(), append(e.baseOptions(), opts...)...)
 	if err != nil {
 		f.t.Fatalf("session.New: %v", err)
 	}

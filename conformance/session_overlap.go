@@ -175,7 +175,7 @@ func (e *sessT) secondManager(opts ...session.Option) *session.Manager {
 	if raw == nil {
 		e.t.Fatalf("Harness.NewStore(%q) returned a nil store", e.ns)
 	}
-	m, err := session.New(&spy{inner: raw, s: e.s}, append(e.baseOptions(), opts...)...)
+	m, err := session.New((&spy{inner: raw, s: e.s}).store(), append(e.baseOptions(), opts...)...)
 	if err != nil {
 		e.t.Fatalf("session.New: %v", err)
 	}

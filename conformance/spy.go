@@ -201,3 +201,26 @@ func rawIDProblem(haystack []byte, id string) string {
 	}
 	return ""
 }
+
+// ownerSpy is a spy over a store that implements session.OwnerIndex,
+// passing LoadOwned on, so that the manager's owner operations work.
+type ownerSpy struct {
+	*spy
+	oi session.OwnerIndex
+}
+
+// store returns p as the manager should see it: with LoadOwned if the
+// store under test has it.
+func (p *spy) store() session.Store {
+	if oi, ok := p.inner.(session.OwnerIndex); ok {
+		return &ownerSpy{spy: p, oi: oi}
+	}
+	return p
+}
+
+// LoadOwned implements session.OwnerIndex.
+func (p *ownerSpy) LoadOwned(ctx context.Context, owner string) ([]session.OwnedRecord, error) {
+	recs, err := call(p.s, ctx, "LoadOwned", func(ctx context.Context) ([]session.OwnedRecord, error) { return p.oi.LoadOwned(ctx, owner) })
+	p.record("LoadOwned", owner, nil, err)
+	return recs, err
+}
