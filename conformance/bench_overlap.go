@@ -58,6 +58,10 @@ func benchOverlappingWriters(b *testing.B, s *suite) {
 	for i := range reqs {
 		writers[i] = &benchWriter{h: make(http.Header)}
 	}
+	before, err := st.Load(context.Background(), storeKey(c.Value))
+	if err != nil {
+		b.Fatalf("loading the session: %v", err)
+	}
 	lat := make([]time.Duration, 0, b.N*overlapWriters)
 	var mu sync.Mutex
 	b.ReportAllocs()
@@ -98,6 +102,9 @@ func benchOverlappingWriters(b *testing.B, s *suite) {
 	rec, err := st.Load(context.Background(), storeKey(c.Value))
 	if err != nil {
 		b.Fatalf("loading the session after %d rounds: %v", b.N, err)
+	}
+	if rec.Version < before.Version+uint64(b.N) {
+		b.Fatalf("after %d rounds of writes the record is at Version %d, from %d: at least one write a round must bump it", b.N, rec.Version, before.Version)
 	}
 	for i := range overlapWriters {
 		if want := fmt.Sprintf(`"w%d":"%d"`, i, round); !bytes.Contains(rec.Data, []byte(want)) && failed.Load() == 0 {
