@@ -20,12 +20,12 @@ import (
 // must use the same number, hence a constant.
 const Shards = 1024
 
-// MaxDataSize is the largest Data the store accepts, in bytes: Redis's
+// maxDataSize is the largest Data the store accepts, in bytes: Redis's
 // default limit for one value (proto-max-bulk-len, 512 MiB) less room for
 // the record's header. A server configured with a lower limit refuses
 // larger records with an error. The manager's own default limit,
 // session.DefaultMaxDataSize, is far smaller.
-const MaxDataSize = 512<<20 - 1024
+const maxDataSize = 512<<20 - 1024
 
 // Store is a session.Store and session.OwnerIndex over Redis: a single
 // server, a Sentinel-managed one, or a Redis Cluster. It is safe for
@@ -35,7 +35,7 @@ type Store struct {
 	owned   bool // Open made client: Close closes it
 	oneNode bool // every key on one server: owner sets join the records' scripts
 	opts    options
-	maxData int // MaxDataSize; tests lower it
+	maxData int // maxDataSize; tests lower it
 
 	recPrefix [Shards]string // "<prefix>r:{<shard>}:", then the key
 	indexKey  [Shards]string // "<prefix>a:{<shard>}"
@@ -88,7 +88,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 }
 
 func newStore(ctx context.Context, c redis.UniversalClient, owned bool, opts []Option) (*Store, error) {
-	s := &Store{client: c, owned: owned, opts: defaultOptions(), maxData: MaxDataSize}
+	s := &Store{client: c, owned: owned, opts: defaultOptions(), maxData: maxDataSize}
 	for _, opt := range opts {
 		if err := opt(&s.opts); err != nil {
 			return nil, err
@@ -113,8 +113,9 @@ func newStore(ctx context.Context, c redis.UniversalClient, owned bool, opts []O
 // whoever made it: the caller for New, the store's Close for Open.
 func (s *Store) Client() redis.UniversalClient { return s.client }
 
-// MaxDataSize returns the largest Data the store accepts (the constant
-// MaxDataSize). Larger data is refused with an error wrapping
+// MaxDataSize returns the largest Data the store accepts: 512 MiB less
+// 1 KiB (Redis's default proto-max-bulk-len less the record's header).
+// Larger data is refused with an error wrapping
 // session.ErrTooLarge, and nothing is written.
 func (s *Store) MaxDataSize() int { return s.maxData }
 
