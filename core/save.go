@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"time"
 )
 
@@ -173,7 +172,7 @@ func (s *Session) regenerate(ctx context.Context, now time.Time) error {
 	oldKey := s.key
 	slot := m.slots.ref(oldKey)
 	defer m.slots.unref(oldKey, slot)
-	me := &saveReq{s: s, exclusive: true}
+	me := s.saveReq(nil, true)
 	batch, err := slot.join(ctx, me)
 	if err != nil {
 		return fmt.Errorf("session: regenerate: %w", err)
@@ -257,7 +256,7 @@ func (s *Session) save(ctx context.Context, now time.Time, op updater) error {
 	m := s.m
 	slot := m.slots.ref(s.key)
 	defer m.slots.unref(s.key, slot)
-	me := &saveReq{s: s, op: op}
+	me := s.saveReq(op, false)
 	batch, err := slot.join(ctx, me)
 	if err != nil {
 		return fmt.Errorf("session: save: waiting for the other saves of this session: %w", err)
@@ -267,6 +266,14 @@ func (s *Session) save(ctx context.Context, now time.Time, op updater) error {
 		slot.finish(batch)
 	}
 	return me.err
+}
+
+// saveReq readies the session's own request for its turn (no allocation:
+// a session saves at most once at a time).
+func (s *Session) saveReq(op updater, exclusive bool) *saveReq {
+	r := &s.turn
+	*r = saveReq{s: s, op: op, exclusive: exclusive}
+	return r
 }
 
 // sessionState is a session as a batch builds it.
@@ -284,84 +291,111 @@ type sessionState struct {
 // whose reads went stale fails alone. It sets each member's outcome.
 func (m *Manager) writeBatch(ctx context.Context, now time.Time, slot *saveSlot, batch []*saveReq) {
 	key := batch[0].s.key
-	live := slices.Clone(batch) // DeleteFunc below works in place; batch stays whole
-	// fail ends members with err, keeping the others.
-	fail := func(err error, which ...*saveReq) {
-		for _, r := range which {
-			r.err = err
-		}
-		live = slices.DeleteFunc(live, func(r *saveReq) bool { return r.err != nil })
-	}
-	// build applies the live members on st, dropping those that fail; the
-	// first member's unit is already in st when pre is true.
-	var st sessionState
-	build := func(base sessionState, pre bool) {
-		st = base
-		for _, r := range live {
-			var err error
-			if pre && r == batch[0] {
-				if r.op != nil {
-					err = r.op.apply(st.values)
-				}
-			} else {
-				err = r.s.applyTo(&st, r.op)
-			}
-			if err != nil {
-				r.err = err
-			}
-		}
-		fail(nil) // drop the members that failed
-	}
 	leader := batch[0].s
-	switch {
-	case slot.known && slot.rec.Version != leader.rec.Version:
-		// This process saved since the leader loaded: start from that.
-		build(sessionState{slot.rec, slot.ip, slot.meta, maps.Clone(slot.values)}, false)
-	case len(batch) == 1:
-		build(sessionState{leader.rec, leader.ip, leader.meta, leader.values}, true)
-	default:
-		build(sessionState{leader.rec, leader.ip, leader.meta, maps.Clone(leader.values)}, true)
-	}
+	// A member is out of the batch once its err is set.
+	var st sessionState
 	var buf []byte
-	for attempt := 0; len(live) > 0; attempt++ {
+	for attempt := 0; ; attempt++ {
+		// The state to write: this attempt's base with every member still
+		// in applied in turn (the leader's unit is already in its own
+		// values when the base is its own, on a first attempt).
+		switch {
+		case attempt > 0:
+			// st was reloaded below.
+			m.applyAll(&st, batch, false)
+		case slot.known && slot.rec.Version != leader.rec.Version:
+			// This process saved since the leader loaded: start from that.
+			st = sessionState{slot.rec, slot.ip, slot.meta, maps.Clone(slot.values)}
+			m.applyAll(&st, batch, false)
+		case len(batch) == 1:
+			st = sessionState{leader.rec, leader.ip, leader.meta, leader.values}
+			m.applyAll(&st, batch, true)
+		default:
+			st = sessionState{leader.rec, leader.ip, leader.meta, maps.Clone(leader.values)}
+			m.applyAll(&st, batch, true)
+		}
+		if !anyLeft(batch) {
+			break
+		}
 		if m.cfg.ignoreChangeIP {
 			st.ip = noIP
 		}
 		buf = encodeEnvelope(buf[:0], st.ip, &st.meta, st.values)
 		if len(buf) > m.cfg.maxDataSize {
-			fail(tooLarge(len(buf), m.cfg.maxDataSize), live...)
+			failAll(batch, tooLarge(len(buf), m.cfg.maxDataSize))
 			break
 		}
 		err := m.store.Update(ctx, key, Record{Data: buf, ATime: now, Version: st.rec.Version, Owner: ownerKey(st.meta.owner)})
-		switch {
-		case err == nil:
+		if err == nil {
 			st.rec.Version++
 			st.rec.ATime = now
-			for _, r := range live {
-				r.s.adopt(st, r.op != nil)
+			for _, r := range batch {
+				if r.err == nil {
+					r.s.adopt(st, r.op != nil)
+				}
 			}
 			slot.remember(st.rec, st.ip, st.meta, st.values)
 			return
-		case errors.Is(err, ErrConflict):
-			// Another process saved: start again from what it wrote.
-			slot.forget()
-			if err := backoff(ctx, attempt); err != nil {
-				fail(fmt.Errorf("session: save: %w (after %d version conflicts)", err, attempt+1), live...)
-				break
-			}
-			rec, env, err := m.reload(ctx, key, now)
-			if err != nil {
-				fail(err, live...)
-				break
-			}
-			build(sessionState{rec, env.ip, env.meta, env.values}, false)
-		case errors.Is(err, ErrNotFound):
-			fail(errEnded, live...)
-		default:
-			fail(fmt.Errorf("session: save: %w", err), live...)
 		}
+		if errors.Is(err, ErrNotFound) {
+			failAll(batch, errEnded)
+			break
+		}
+		if !errors.Is(err, ErrConflict) {
+			failAll(batch, fmt.Errorf("session: save: %w", err))
+			break
+		}
+		// Another process saved: start again from what it wrote.
+		slot.forget()
+		if err := backoff(ctx, attempt); err != nil {
+			failAll(batch, fmt.Errorf("session: save: %w (after %d version conflicts)", err, attempt+1))
+			break
+		}
+		rec, env, err := m.reload(ctx, key, now)
+		if err != nil {
+			failAll(batch, err)
+			break
+		}
+		st = sessionState{rec, env.ip, env.meta, env.values}
 	}
 	slot.forget()
+}
+
+// applyAll applies on st, in turn, the units of the members of batch still
+// in it; a member whose reads went stale (or whose Update function fails)
+// leaves the batch with that error. With pre, the first member's unit is
+// already in st but its Update function.
+func (m *Manager) applyAll(st *sessionState, batch []*saveReq, pre bool) {
+	for i, r := range batch {
+		if r.err != nil {
+			continue
+		}
+		if pre && i == 0 {
+			if r.op != nil {
+				r.err = r.op.apply(st.values)
+			}
+			continue
+		}
+		r.err = r.s.applyTo(st, r.op)
+	}
+}
+
+func anyLeft(batch []*saveReq) bool {
+	for _, r := range batch {
+		if r.err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// failAll ends every member still in batch with err.
+func failAll(batch []*saveReq, err error) {
+	for _, r := range batch {
+		if r.err == nil {
+			r.err = err
+		}
+	}
 }
 
 // adopt makes st, just saved, the session's: its unit is settled.

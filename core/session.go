@@ -52,6 +52,7 @@ type Session struct {
 	cookiePending bool     // a save gave the session a cookie to send (new id, sliding Max-Age)
 	done          bool     // committed: further changes are refused
 	wctx          detached // parent of the context of store writes, see saveCtx
+	turn          saveReq  // this session's place in its save queue (see saveSlots)
 	call          *callCtx // the context of the store call in progress
 	callBuf       callCtx  // call's storage while no store watches it (see startCall)
 }

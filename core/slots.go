@@ -45,6 +45,7 @@ type saveSlot struct {
 
 // saveReq is one save waiting for, or taking part in, a batch.
 type saveReq struct {
+	alone     [1]*saveReq // the batch of a save that found the slot free
 	s         *Session
 	op        updater // an Update function to run last, or nil
 	exclusive bool    // a Regenerate: written alone
@@ -103,7 +104,8 @@ func (sl *saveSlot) join(ctx context.Context, r *saveReq) ([]*saveReq, error) {
 	if !sl.busy {
 		sl.busy = true
 		sl.mu.Unlock()
-		return []*saveReq{r}, nil
+		r.alone[0] = r
+		return r.alone[:], nil
 	}
 	r.done = make(chan turn, 1)
 	sl.queue = append(sl.queue, r)
