@@ -7,7 +7,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -16,8 +15,6 @@ import (
 	scsredis "github.com/alexedwards/scs/redisstore"
 	redigo "github.com/gomodule/redigo/redis"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/websession/websession/conformance"
-	session "github.com/websession/websession/core"
 	wsredis "github.com/websession/websession/drivers/redis"
 )
 
@@ -128,57 +125,4 @@ func openSCSRedis(tb testing.TB, cfg openConfig) *instance {
 	}
 	tb.Cleanup(func() { pool.Close() })
 	return openSCS(tb, scsredis.NewWithPrefix(pool, redisPrefix(tb)), tr)
-}
-
-// TestRedisRoundTrips pins the round trips per request of the Redis
-// backends on one warm connection: ours one for ReadOnly and New and two
-// for Counter, and a second one for a read-only request only when its
-// touch is due; scs the same, except that it loads the session of a
-// request whose handler never uses it.
-func TestRedisRoundTrips(t *testing.T) {
-	want := map[string]map[string]int64{
-		"ours-redis": {"New": 1, "ReadOnly": 1, "Counter": 2, "Untouched": 0, "ReadOnly, touch due": 2},
-		"scs-redis":  {"New": 1, "ReadOnly": 1, "Counter": 2, "Untouched": 1},
-	}
-	for _, name := range []string{"ours-redis", "scs-redis"} {
-		be := backendNamed(name)
-		t.Run("backend="+name, func(t *testing.T) {
-			clk := conformance.NewFakeClock()
-			in := be.open(t, openConfig{maxConns: 1, opts: []session.Option{session.WithClock(clk.Now)}})
-			l := in.lib
-			read, count, untouched, create := l.wrap(readHandler(l)), l.wrap(counterHandler(l)), l.wrap(untouchedHandler), l.wrap(newHandler(l))
-			cookieOf := func(w *respWriter) string {
-				c, err := w.sessionCookie()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return c
-			}
-			cookie := cookieOf(serve(create, ""))
-			serve(count, cookie) // warm: the connection, every script once
-			got := map[string]int64{}
-			measure := func(kind string, h http.Handler, cookie, body string) {
-				before := in.trips.load()
-				w := serve(h, cookie)
-				got[kind] = in.trips.load() - before
-				if err := w.check(body); err != nil {
-					t.Fatalf("%s: %v", kind, err)
-				}
-			}
-			measure("New", create, "", "1")
-			measure("ReadOnly", read, cookie, "2")
-			measure("Counter", count, cookie, "3")
-			measure("Untouched", untouched, cookie, "ok")
-			if be.ours {
-				clk.Advance(session.DefaultTouchInterval)
-				measure("ReadOnly, touch due", read, cookie, "3")
-			}
-			for kind, w := range want[name] {
-				if got[kind] != w {
-					t.Errorf("%s: %d round trips, want %d", kind, got[kind], w)
-				}
-			}
-			t.Logf("round trips per request: %v", got)
-		})
-	}
 }
