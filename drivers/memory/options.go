@@ -21,7 +21,7 @@ type options struct {
 func WithMaxDataSize(n int) Option {
 	return func(o *options) error {
 		if n <= 0 {
-			return fmt.Errorf("memory: max data size must be positive, got %d", n)
+			return fmt.Errorf("max data size must be positive, got %d", n)
 		}
 		o.maxDataSize = n
 		return nil

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -46,8 +47,11 @@ var (
 func New(opts ...Option) (*Store, error) {
 	o := options{maxDataSize: DefaultMaxDataSize}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, opError("new", errors.New("nil Option"))
+		}
 		if err := opt(&o); err != nil {
-			return nil, err
+			return nil, opError("new", err)
 		}
 	}
 	s := &Store{seed: maphash.MakeSeed(), maxDataSize: o.maxDataSize}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,8 +207,8 @@ func TestErrorShape(t *testing.T) {
 
 func TestMaxDataSize(t *testing.T) {
 	ctx := context.Background()
-	if _, err := memory.New(memory.WithMaxDataSize(0)); err == nil {
-		t.Fatal("WithMaxDataSize(0) accepted")
+	if _, err := memory.New(memory.WithMaxDataSize(0)); err == nil || !strings.HasPrefix(err.Error(), "memory: new: ") {
+		t.Fatalf("WithMaxDataSize(0): %v, want a \"memory: new: ...\" error", err)
 	}
 	s, err := memory.New(memory.WithMaxDataSize(8))
 	if err != nil || s.MaxDataSize() != 8 {

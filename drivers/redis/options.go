@@ -43,15 +43,15 @@ func defaultOptions() options {
 func WithKeyPrefix(prefix string) Option {
 	return func(o *options) error {
 		if len(prefix) > MaxKeyPrefixLen {
-			return fmt.Errorf("redis: key prefix of %d bytes, more than %d", len(prefix), MaxKeyPrefixLen)
+			return fmt.Errorf("key prefix of %d bytes, more than %d", len(prefix), MaxKeyPrefixLen)
 		}
 		for i := 0; i < len(prefix); i++ {
 			if c := prefix[i]; c < 0x21 || c > 0x7e {
-				return fmt.Errorf("redis: key prefix %q: byte %#x is not printable ASCII", prefix, c)
+				return fmt.Errorf("key prefix %q: byte %#x is not printable ASCII", prefix, c)
 			}
 		}
 		if strings.ContainsAny(prefix, "{}") {
-			return fmt.Errorf("redis: key prefix %q: '{' and '}' would move the store's keys to other hash slots", prefix)
+			return fmt.Errorf("key prefix %q: '{' and '}' would move the store's keys to other hash slots", prefix)
 		}
 		o.prefix = prefix
 		return nil
@@ -73,7 +73,7 @@ func WithKeyPrefix(prefix string) Option {
 func WithExpiry(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
-			return fmt.Errorf("redis: expiry must be positive, got %v", d)
+			return fmt.Errorf("expiry must be positive, got %v", d)
 		}
 		o.expiry = d
 		return nil
@@ -87,7 +87,7 @@ func WithExpiry(d time.Duration) Option {
 func WithCleanupBatch(n int) Option {
 	return func(o *options) error {
 		if n < 1 || n > MaxCleanupBatch {
-			return fmt.Errorf("redis: cleanup batch must be between 1 and %d, got %d", MaxCleanupBatch, n)
+			return fmt.Errorf("cleanup batch must be between 1 and %d, got %d", MaxCleanupBatch, n)
 		}
 		o.batch = n
 		return nil

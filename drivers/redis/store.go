@@ -90,8 +90,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 func newStore(ctx context.Context, c redis.UniversalClient, owned bool, opts []Option) (*Store, error) {
 	s := &Store{client: c, owned: owned, opts: defaultOptions(), maxData: maxDataSize}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("redis: new: nil Option")
+		}
 		if err := opt(&s.opts); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("redis: new: %w", err)
 		}
 	}
 	_, s.oneNode = c.(*redis.Client)

@@ -31,8 +31,8 @@ func TestOptions(t *testing.T) {
 		"batch too large":   WithCleanupBatch(MaxCleanupBatch + 1),
 	}
 	for name, opt := range bad {
-		if s, err := New(ctx, c, opt); err == nil || !strings.HasPrefix(err.Error(), "redis: ") {
-			t.Errorf("%s: New = %v, %v; want a \"redis: \" error", name, s, err)
+		if s, err := New(ctx, c, opt); err == nil || !strings.HasPrefix(err.Error(), "redis: new: ") {
+			t.Errorf("%s: New = %v, %v; want a \"redis: new: \" error", name, s, err)
 		}
 	}
 	for _, good := range []Option{WithKeyPrefix(""), WithKeyPrefix(strings.Repeat("p", MaxKeyPrefixLen)),
