@@ -160,7 +160,7 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 	if err != nil {
 		return err
 	}
-	var expired, temps []string
+	var expired, temps, unfinished []string
 	for _, e := range entries {
 		if err := s.sweepCheck(ctx); err != nil {
 			return err
@@ -196,6 +196,9 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 		}
 		h, err := s.sweepHeader(ctx, path)
 		switch {
+		case errors.Is(err, errUnfinished):
+			unfinished = append(unfinished, path)
+			continue
 		case errors.Is(err, fs.ErrNotExist):
 			continue // deleted or replaced meanwhile: nothing to do
 		case err != nil:
@@ -209,7 +212,7 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 			expired = append(expired, key)
 		}
 	}
-	if len(expired) == 0 && len(temps) == 0 {
+	if len(expired) == 0 && len(temps) == 0 && len(unfinished) == 0 {
 		return nil
 	}
 	if err := s.lock(ctx, sh); err != nil {
@@ -249,6 +252,22 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 	// them (a store's spare is written only under this lock, by that
 	// store, which is gone), so no clock or mtime is needed to tell.
 	for _, path := range temps {
+		if err := removeFile(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		r.TempRemoved++
+		removed = true
+	}
+	// Session files a Create was writing: every creator holds this lock,
+	// so one still without permission bits now was left by a crash.
+	for _, path := range unfinished {
+		fi, err := lstatPath(path)
+		if err != nil || !fi.regular || fi.perm != 0 {
+			continue
+		}
 		if err := removeFile(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue

@@ -38,8 +38,10 @@
 // over the session file), so a reader, or a process killed at any moment
 // of a write, sees the old file or the new one, never a mix. The replaced
 // file becomes the spare for the next write: files are reused, not made
-// and freed per write, which is what costs most on many file systems (a
-// new session, on Linux, is an unnamed O_TMPFILE file linked into place). A
+// and freed per write, which is what costs most on many file systems. A
+// new session's file is created at its name with no permission bits,
+// written, then given its mode: until then readers take it for missing,
+// so a Create that a crash interrupts leaves no torn session. A
 // reader protects the file it reads with a shared flock, and a writer
 // never rewrites a file a reader holds (see store.go for the argument).
 //

@@ -21,9 +21,6 @@ var ErrCorrupt = errors.New("disk: corrupt session file")
 // errNoExchange: the file system cannot exchange two names atomically.
 var errNoExchange = errors.New("RENAME_EXCHANGE not supported")
 
-// errNoTmpfile: the file system cannot make an unnamed file to link.
-var errNoTmpfile = errors.New("O_TMPFILE not supported")
-
 // opErr is every error the store returns: "disk: <op>: <cause>", wrapping
 // the cause, so that errors.Is reaches the session sentinels and the
 // system's errors (syscall.ENOSPC, fs.ErrPermission).

@@ -173,7 +173,8 @@ func tree(tb testing.TB, dir string) []string {
 }
 
 // tempFiles lists what stores that are no longer open left under root:
-// temp files, spare files and .store files.
+// temp files, spare files, .store files, and session files a Create did
+// not finish (no permission bits).
 func tempFiles(tb testing.TB, root string) []string {
 	tb.Helper()
 	var out []string
@@ -181,6 +182,9 @@ func tempFiles(tb testing.TB, root string) []string {
 		b := filepath.Base(p)
 		var tok string
 		switch {
+		case unfinishedFile(tb, filepath.Join(root, p)):
+			out = append(out, p)
+			continue
 		case strings.HasPrefix(b, tempPrefix):
 			out = append(out, p)
 			continue
@@ -200,6 +204,18 @@ func tempFiles(tb testing.TB, root string) []string {
 		}
 	}
 	return out
+}
+
+// unfinishedFile reports whether p is a session file a Create has not
+// finished writing.
+func unfinishedFile(tb testing.TB, p string) bool {
+	tb.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, isKey := keyOfName(filepath.Base(p))
+	return isKey && fi.Mode().IsRegular() && fi.Mode().Perm() == 0
 }
 
 // t0 is where the tests' times start: far from the real date, in a zone

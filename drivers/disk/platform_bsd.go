@@ -2,11 +2,7 @@
 
 package disk
 
-import (
-	"io/fs"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // checkWritable reports, with the system's own cause, whether this process
 // may create and remove entries in dir.
@@ -20,7 +16,3 @@ func checkWritable(dir string) error {
 // exchangeFiles is Linux's renameat2(RENAME_EXCHANGE); elsewhere every
 // write replaces the session file by rename.
 func exchangeFiles(a, b string) error { return errNoExchange }
-
-// createLinked is Linux's O_TMPFILE and linkat; elsewhere Create goes
-// through the spare file.
-func createLinked(string, string, []byte, fs.FileMode) error { return errNoTmpfile }

@@ -2,8 +2,6 @@ package disk
 
 import (
 	"errors"
-	"io/fs"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,36 +33,6 @@ func checkWritable(dir string) error {
 	}
 	if err != nil {
 		return pathErr("access", dir, err)
-	}
-	return nil
-}
-
-// createLinked makes buf the content of a new file at path, atomically:
-// it fills an unnamed file in dir (O_TMPFILE) and links it at path, which
-// fails if path exists. Nothing is left behind by a crash, and no name is
-// made and renamed: one directory change instead of two. It returns
-// errNoTmpfile where the file system (or a missing /proc) does not allow
-// it.
-func createLinked(dir, path string, buf []byte, mode fs.FileMode) error {
-	fd, err := sysOpen(dir, unix.O_RDWR|unix.O_TMPFILE, mode)
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-			return errNoTmpfile
-		}
-		return err
-	}
-	defer closeFd(fd)
-	if err := writeFile(fd, path, buf, int64(len(buf))); err != nil {
-		return err
-	}
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
-	if errors.Is(err, unix.ENOENT) {
-		if _, serr := lstatPath("/proc/self/fd"); serr != nil {
-			return errNoTmpfile
-		}
-	}
-	if err != nil {
-		return &errLink{"link", "(unnamed)", path, err}
 	}
 	return nil
 }

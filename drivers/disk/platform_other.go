@@ -20,6 +20,7 @@ type fileInfo struct {
 	dev, ino uint64
 	size     int64
 	regular  bool
+	perm     fs.FileMode
 }
 
 func (a fileInfo) sameFile(b fileInfo) bool { return a == b }
@@ -46,4 +47,5 @@ func syncDir(string) error                                       { return errPla
 func pathErr(op, path string, err error) error                   { return &fs.PathError{Op: op, Path: path, Err: err} }
 func mapCounterTable(string, fs.FileMode) (*counterTable, error) { return nil, errPlatform }
 func (t *counterTable) unmap() error                             { return errPlatform }
-func createLinked(string, string, []byte, fs.FileMode) error     { return errPlatform }
+func createUnfinished(string) (int, error)                       { return -1, errPlatform }
+func chmodFd(int, string, fs.FileMode) error                     { return errPlatform }

@@ -18,11 +18,13 @@ import (
 
 func platformSupported() error { return nil }
 
-// fileInfo is what the store needs of fstat: identity, size, type.
+// fileInfo is what the store needs of fstat: identity, size, type and
+// permission bits.
 type fileInfo struct {
 	dev, ino uint64
 	size     int64
 	regular  bool
+	perm     fs.FileMode
 }
 
 func (a fileInfo) sameFile(b fileInfo) bool { return a.dev == b.dev && a.ino == b.ino }
@@ -32,7 +34,8 @@ func pathErr(op, path string, err error) error {
 }
 
 func infoOf(st *unix.Stat_t) fileInfo {
-	return fileInfo{dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size, regular: st.Mode&unix.S_IFMT == unix.S_IFREG}
+	return fileInfo{dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
+		regular: st.Mode&unix.S_IFMT == unix.S_IFREG, perm: fs.FileMode(st.Mode & 0o777)}
 }
 
 // retryEINTR runs f until it does not fail with EINTR.
@@ -66,6 +69,21 @@ func openWrite(path string) (int, error) { return sysOpen(path, unix.O_RDWR|unix
 // createExcl creates a new file, failing if path exists.
 func createExcl(path string, mode fs.FileMode) (int, error) {
 	return sysOpen(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, mode)
+}
+
+// createUnfinished creates a new file at path with no permissions at all,
+// failing if path exists: the mark of a session file still being written
+// (see Store.createInPlace). The creating open may write it all the same.
+func createUnfinished(path string) (int, error) {
+	return sysOpen(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0)
+}
+
+// chmodFd sets the permission bits of the open file fd.
+func chmodFd(fd int, path string, mode fs.FileMode) error {
+	if err := retryEINTR(func() error { return unix.Fchmod(fd, uint32(mode.Perm())) }); err != nil {
+		return pathErr("chmod", path, err)
+	}
+	return nil
 }
 
 // openLock opens (creating if needed) a lock file.

@@ -57,10 +57,13 @@ type Store struct {
 	storeFd   int // the .store file, flocked while the store is open
 
 	// noExchange is set when the file system refuses RENAME_EXCHANGE:
-	// writes then rename the spare over the session file. noTmpfile is
-	// set when it refuses O_TMPFILE: Create then renames the spare into
-	// place.
-	noExchange, noTmpfile atomic.Bool
+	// writes then rename the spare over the session file.
+	noExchange atomic.Bool
+	// madeMode is the mode the files this store creates get (fileMode
+	// less the process's umask), read off its .store file. Create writes
+	// new session files in place (createInPlace) only if it is not 0,
+	// which marks a file still being written.
+	madeMode fs.FileMode
 
 	shards [numShards]shard
 	// owners are the shards of the owner index (see owner.go), made when
@@ -92,6 +95,9 @@ type Store struct {
 // shard is one subdirectory and its write lock.
 type shard struct {
 	dir, lockPath, spare string
+	// index: a shard of the owner index, whose files are always made
+	// through the spare (a Sweep there looks only for spares).
+	index bool
 	// sem serialises this process's writers to the shard; the flock on
 	// lockFd then excludes other processes (and other Store values).
 	// flock alone would not do: every goroutine here shares one open file
@@ -165,6 +171,7 @@ func New(dir string, opts ...Option) (*Store, error) {
 			return nil, opErr("new", err)
 		}
 		sh = &s.owners[i]
+		sh.index = true
 		sh.dir = filepath.Join(root, ownersDir, shardName(i))
 		sh.lockPath = filepath.Join(sh.dir, lockName)
 		sh.spare = filepath.Join(sh.dir, s.spareName)
@@ -218,7 +225,12 @@ func (s *Store) openStoreFile() error {
 			return err
 		}
 		if cur {
-			s.storeFd = fd
+			fi, err := statFd(fd, path)
+			if err != nil {
+				closeFd(fd)
+				return err
+			}
+			s.storeFd, s.madeMode = fd, fi.perm
 			return nil
 		}
 		closeFd(fd)
@@ -447,12 +459,26 @@ func (s *Store) openSession(path string) (int, error) {
 	fd, err := openRead(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// ELOOP from O_NOFOLLOW: a symbolic link where a session should be.
-		if fi, lerr := lstatPath(path); lerr == nil && !fi.regular {
-			return -1, corrupt("%s is not a regular file", path)
+		// EACCES: a Create in progress (unless this process runs as
+		// root, which opens it anyway: readOpen then tells).
+		if fi, lerr := lstatPath(path); lerr == nil {
+			switch {
+			case !fi.regular:
+				return -1, corrupt("%s is not a regular file", path)
+			case fi.perm == 0:
+				return -1, unfinished(path)
+			}
 		}
 	}
 	return fd, err
 }
+
+// errUnfinished is the cause for a session file with no permission bits:
+// still being created, or left by a Create that crashed. There is no
+// session there yet.
+var errUnfinished = fmt.Errorf("%w (a Create in progress, or one a crash interrupted)", fs.ErrNotExist)
+
+func unfinished(path string) error { return pathErr("open", path, errUnfinished) }
 
 // readOpen reads the file open as fd, up to max bytes. With check, it
 // first makes sure the file is still at path.
@@ -473,6 +499,9 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 	if !fi.regular {
 		return nil, corrupt("%s is not a regular file", path)
 	}
+	if fi.perm == 0 {
+		return nil, unfinished(path)
+	}
 	if max >= maxFileSize {
 		s.fileReads.Add(1)
 	}
@@ -486,24 +515,14 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 
 // write makes buf the content of the session file at path, atomically,
 // through the shard's spare (see above); replace says whether a file is
-// at path. A new file is, where the system allows and durability is off,
-// an unnamed file linked into place instead (createLinked). The caller holds the shard's lock. On error the session file
-// is intact (or, if only the final directory fsync failed, replaced).
+// at path. A new file is, where durability is off, written in place
+// instead (createInPlace), and then write fails with session.ErrExists if
+// path exists (session files only, not the owner index's). The caller
+// holds the shard's lock. On error the session
+// file is intact (or, if only the final directory fsync failed, replaced).
 func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
-	// Not when durable: the link changes the file's inode after its
-	// fsync, which the spare's rename does not.
-	if !replace && !s.durable && !s.noTmpfile.Load() {
-		switch err := createLinked(sh.dir, path, buf, s.fileMode); {
-		case err == nil:
-			return nil
-		case errors.Is(err, errNoTmpfile):
-			s.noTmpfile.Store(true)
-		case errors.Is(err, fs.ErrNotExist):
-			// The directory was removed under the store: the spare path
-			// makes it again.
-		default:
-			return err
-		}
+	if !replace && !sh.index && s.inPlace() {
+		return s.createInPlace(sh, path, buf)
 	}
 	fd, fresh, err := s.takeSpare(sh)
 	if err != nil {
@@ -544,6 +563,72 @@ func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
 	}
 	if s.durable {
 		return syncDir(sh.dir)
+	}
+	return nil
+}
+
+// inPlace reports whether Create writes new session files in place.
+// Not when durable: in-place creation would need a third fsync, for the
+// mode change after the data, to survive a power failure as the spare's
+// rename does.
+func (s *Store) inPlace() bool { return !s.durable && s.madeMode != 0 }
+
+// createInPlace makes buf the content of a new session file at path,
+// failing with session.ErrExists if a file is there. It creates the file
+// where it belongs, with no permission bits, writes it, and only then
+// gives it its mode: a file with no permission bits is not a session yet
+// (readers treat it as missing), so a Create that a crash interrupts
+// leaves such a file, never a torn session, and the next write of that
+// key or Cleanup removes it. This costs one inode creation and one
+// directory entry, what creating any file costs; the spare's rename, or
+// an unnamed file's link, would add a second change of the directory.
+// The caller holds the shard's lock, as every creator does, so a file with
+// no permission bits found here is left by a crash, not being written.
+func (s *Store) createInPlace(sh *shard, path string, buf []byte) error {
+	fd, err := createUnfinished(path)
+	for try := 0; err != nil && try < 2; try++ {
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			fi, lerr := lstatPath(path)
+			if lerr != nil && !errors.Is(lerr, fs.ErrNotExist) {
+				return lerr
+			}
+			if lerr == nil && (!fi.regular || fi.perm != 0) {
+				return session.ErrExists
+			}
+			if lerr == nil {
+				if err := removeFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			// The directory was removed under the store: make it again.
+			if err := os.MkdirAll(sh.dir, s.dirMode); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		fd, err = createUnfinished(path)
+	}
+	if err != nil {
+		return err
+	}
+	err = writeFile(fd, path, buf, int64(len(buf)))
+	if err == nil {
+		err = chmodFd(fd, path, s.madeMode)
+	}
+	if cerr := closeFd(fd); err == nil && cerr != nil {
+		err = pathErr("close", path, cerr)
+	}
+	if err != nil {
+		// Nothing half-written stays behind: readers never saw it as a
+		// session (it had no permission bits), and no one else writes
+		// it while this store holds the shard's lock.
+		if rerr := removeFile(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			s.reportOnce(path, "disk: cannot remove a session file whose creation failed", rerr)
+		}
+		return err
 	}
 	return nil
 }
@@ -613,10 +698,15 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 		return opErr("create", err)
 	}
 	defer s.unlock(sh)
-	if _, err := lstatPath(path); err == nil {
-		return opErr("create", session.ErrExists)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return opErr("create", err)
+	// In place, the file's creation itself fails if one exists; only an
+	// owner index entry, added first, needs to know before.
+	if rec.Owner != "" || !s.inPlace() {
+		switch fi, err := lstatPath(path); {
+		case err == nil && (!fi.regular || fi.perm != 0):
+			return opErr("create", session.ErrExists)
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return opErr("create", err)
+		}
 	}
 	if rec.Owner != "" {
 		if err := s.indexAdd(ctx, rec.Owner, key); err != nil {

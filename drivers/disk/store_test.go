@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -963,28 +962,101 @@ func TestFailedWriteKeepsTheOldFile(t *testing.T) {
 	}
 }
 
-// Create links an unnamed file into place where the system allows it
-// (nothing to rename, nothing left by a crash), and otherwise renames the
-// spare into place; both make the same file.
-func TestCreateWithAndWithoutTmpfile(t *testing.T) {
-	s := newStore(t, t.TempDir(), WithCacheSize(0))
+// Create writes a new session file in place when durability is off, and
+// otherwise renames the spare into place; both make the same file, with
+// the store's file mode less the umask, as open(2) gives it.
+func TestCreateInPlaceAndThroughSpare(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
 	ctx := context.Background()
-	for _, noTmpfile := range []bool{false, true} {
-		s.noTmpfile.Store(noTmpfile)
-		key := fmt.Sprintf("k-%v", noTmpfile)
+	for _, durable := range []bool{false, true} {
+		dir := t.TempDir()
+		s := newStore(t, dir, WithCacheSize(0), WithDurable(durable), WithPermissions(0o666, 0o750))
+		key := "k"
 		if err := s.Create(ctx, key, rec("v", t0)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Create(ctx, key, rec("w", t0)); !errors.Is(err, session.ErrExists) {
-			t.Errorf("second Create = %v, want ErrExists", err)
+			t.Errorf("durable %v: second Create = %v, want ErrExists", durable, err)
 		}
 		if got, err := s.Load(ctx, key); err != nil || string(got.Data) != "v" || got.Version != 1 {
-			t.Errorf("Load = %q version %d, %v", got.Data, got.Version, err)
+			t.Errorf("durable %v: Load = %q version %d, %v", durable, got.Data, got.Version, err)
 		}
-		sh := &s.shards[shardOf(key)]
-		if !noTmpfile && runtime.GOOS == "linux" && sh.spareOK {
-			t.Errorf("Create on Linux made a spare file: the unnamed-file path was not taken")
+		_, path := s.path(key)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if want := fs.FileMode(0o644); fi.Mode().Perm() != want {
+			t.Errorf("durable %v: session file mode %v, want %v", durable, fi.Mode().Perm(), want)
+		}
+		if sh := &s.shards[shardOf(key)]; !durable && sh.spareOK {
+			t.Errorf("a Create without durability made a spare file: it did not write in place")
+		}
+	}
+}
+
+// A Create killed in the middle leaves its session file without
+// permission bits. No reader takes it for a session, the key can be
+// created again, and Cleanup removes such a file; Update, Touch and Delete
+// find no session there.
+func TestUnfinishedCreate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	leave := func(key, content string) string {
+		t.Helper()
+		_, path := s.path(key)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	full, err := encode(rec("whole", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave("a", string(full)) // written, killed before the chmod
+	leave("b", "WSES")       // killed mid-write
+	leave("c", "")
+	for _, key := range []string{"a", "b", "c"} {
+		if _, err := s.Load(ctx, key); !errors.Is(err, session.ErrNotFound) || errors.Is(err, ErrCorrupt) {
+			t.Errorf("Load(%s) = %v, want ErrNotFound (and not corrupt)", key, err)
+		}
+		if err := s.Update(ctx, key, session.Record{Data: []byte("x"), ATime: t0, Version: 1}); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Update(%s) = %v, want ErrNotFound", key, err)
+		}
+		if err := s.Touch(ctx, key, t0); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Touch(%s) = %v, want ErrNotFound", key, err)
+		}
+	}
+	if err := s.Create(ctx, "a", rec("new", t0)); err != nil {
+		t.Fatalf("Create over an unfinished file: %v", err)
+	}
+	if got, err := s.Load(ctx, "a"); err != nil || string(got.Data) != "new" {
+		t.Errorf("Load after Create = %q, %v", got.Data, err)
+	}
+	if err := s.Delete(ctx, "b"); err != nil {
+		t.Errorf("Delete of an unfinished file = %v", err)
+	}
+	if temps := tempFiles(t, dir); len(temps) != 1 {
+		t.Fatalf("unfinished files left: %v, want c's", temps)
+	}
+	r, err := s.Sweep(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TempRemoved != 1 || r.Deleted != 0 || r.Skipped != 0 {
+		t.Errorf("Sweep = %+v, want the unfinished file removed and nothing else", r)
+	}
+	if temps := tempFiles(t, dir); len(temps) != 0 {
+		t.Errorf("after Sweep: %v", temps)
+	}
+	if got, err := s.Load(ctx, "a"); err != nil || string(got.Data) != "new" {
+		t.Errorf("Sweep touched a live session: %q, %v", got.Data, err)
 	}
 }
 
