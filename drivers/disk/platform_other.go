@@ -21,6 +21,7 @@ type fileInfo struct {
 	size     int64
 	regular  bool
 	perm     fs.FileMode
+	linked   bool
 }
 
 func (a fileInfo) sameFile(b fileInfo) bool { return a == b }

@@ -25,6 +25,7 @@ type fileInfo struct {
 	size     int64
 	regular  bool
 	perm     fs.FileMode
+	linked   bool // has a name: its link count is not 0
 }
 
 func (a fileInfo) sameFile(b fileInfo) bool { return a.dev == b.dev && a.ino == b.ino }
@@ -35,7 +36,7 @@ func pathErr(op, path string, err error) error {
 
 func infoOf(st *unix.Stat_t) fileInfo {
 	return fileInfo{dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
-		regular: st.Mode&unix.S_IFMT == unix.S_IFREG, perm: fs.FileMode(st.Mode & 0o777)}
+		regular: st.Mode&unix.S_IFMT == unix.S_IFREG, perm: fs.FileMode(st.Mode & 0o777), linked: st.Nlink > 0}
 }
 
 // retryEINTR runs f until it does not fail with EINTR.

@@ -105,7 +105,7 @@ type shard struct {
 	sem chan struct{}
 	// Guarded by sem:
 	lockFd  int  // -1 until first use
-	spareOK bool // the spare file exists
+	spareOK bool     // the spare file exists
 }
 
 var _ session.Store = (*Store)(nil)
@@ -921,12 +921,14 @@ func (s *Store) flock(ctx context.Context, sh *shard) error {
 		// Someone may have removed or replaced the lock file (or the whole
 		// directory) since it was opened: a lock on a file nobody else can
 		// open excludes nobody. Start over on the file now at the path.
-		cur, err := isCurrent(sh.lockFd, sh.lockPath)
+		// Removing a file, or renaming another over it, drops its link
+		// count to 0, which fstat tells without walking the path.
+		fi, err := statFd(sh.lockFd, sh.lockPath)
 		if err != nil {
 			unlockFd(sh.lockFd, sh.lockPath)
 			return err
 		}
-		if cur {
+		if fi.linked {
 			return nil
 		}
 		closeFd(sh.lockFd)

@@ -712,6 +712,37 @@ func TestSubdirectoryRemovedUnderTheStore(t *testing.T) {
 	}
 }
 
+// A lock file replaced under the store (another file renamed over it):
+// the store notices when it next locks and takes the new file's lock, so
+// it still excludes a store that opened the new file.
+func TestLockFileReplacedUnderTheStore(t *testing.T) {
+	s := newStore(t, t.TempDir(), WithCacheSize(0))
+	ctx := context.Background()
+	if err := s.Create(ctx, "k", rec("v", t0)); err != nil {
+		t.Fatal(err)
+	}
+	sh := &s.shards[shardOf("k")]
+	if err := os.WriteFile(sh.lockPath+".new", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(sh.lockPath+".new", sh.lockPath); err != nil {
+		t.Fatal(err)
+	}
+	other := newStore(t, s.Dir(), WithCacheSize(0))
+	if err := other.lock(ctx, &other.shards[shardOf("k")]); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := s.Update(short, "k", session.Record{Data: []byte("x"), ATime: t0, Version: 1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Update while another store holds the new lock file = %v, want DeadlineExceeded", err)
+	}
+	other.unlock(&other.shards[shardOf("k")])
+	if err := s.Update(ctx, "k", session.Record{Data: []byte("x"), ATime: t0, Version: 1}); err != nil {
+		t.Errorf("Update once the lock is free = %v", err)
+	}
+}
+
 func TestCacheBudget(t *testing.T) {
 	const size = numShards * 4096 // 4 KiB per shard
 	s := newStore(t, t.TempDir(), WithCacheSize(size))
