@@ -119,14 +119,22 @@ func (c *cleanup) shards(first, end int) error {
 func (c *cleanup) clean(shard int, members []string) (int, error) {
 	s := c.s
 	keys := make([]string, 1+len(members))
-	args := make([]any, 4+len(members))
+	args := make([]any, 5+len(members))
 	keys[0] = s.indexKey[shard]
 	args[0], args[1], args[2], args[3] = c.hi, c.lo, c.ns, c.cutScore
 	for j, m := range members {
 		keys[1+j] = s.recPrefix[shard] + m
 		args[4+j] = m
 	}
+	args[4+len(members)] = s.channel
 	res, err := s.run(c.ctx, cleanScript, keys, args...).Slice()
+	if s.cache != nil {
+		// This store's own Loads must not see them once Cleanup returns:
+		// the script's change message may come later.
+		for _, m := range members {
+			s.cache.drop(m)
+		}
+	}
 	if err != nil {
 		return 0, err
 	}

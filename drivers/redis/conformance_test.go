@@ -47,6 +47,16 @@ func TestConformanceExpiry(t *testing.T) {
 	conformance.Run(t, harness(t, standalone, WithExpiry(200*365*24*time.Hour)))
 }
 
+// TestConformanceClientCache runs it with the client cache, declaring the
+// cache's bound on staleness: a second instance may see another's change
+// up to that late (in practice, within a millisecond).
+func TestConformanceClientCache(t *testing.T) {
+	requireRedis(t)
+	h := harness(t, standalone, WithClientCache(64<<20))
+	h.Staleness = cacheStaleness
+	conformance.Run(t, h)
+}
+
 func BenchmarkConformance(b *testing.B) {
 	requireRedis(b)
 	conformance.RunBenchmarks(b, harness(b, standalone))

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -249,17 +250,21 @@ func (r *roundTrips) dial(ctx context.Context, network, addr string) (net.Conn, 
 
 type countingConn struct {
 	net.Conn
-	rt    *roundTrips
-	wrote atomic.Bool
+	rt     *roundTrips
+	wrote  atomic.Bool
+	pubsub atomic.Bool // a subscription's connection: not a request's
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("SUBSCRIBE")) || bytes.Contains(b, []byte("subscribe")) {
+		c.pubsub.Store(true)
+	}
 	c.wrote.Store(true)
 	return c.Conn.Write(b)
 }
 
 func (c *countingConn) Read(b []byte) (int, error) {
-	if c.wrote.Swap(false) {
+	if c.wrote.Swap(false) && !c.pubsub.Load() {
 		c.rt.n.Add(1)
 	}
 	return c.Conn.Read(b)

@@ -25,9 +25,10 @@ const MaxCleanupBatch = 10_000
 type Option func(*options) error
 
 type options struct {
-	prefix string
-	expiry time.Duration // 0: no expiry
-	batch  int
+	prefix    string
+	expiry    time.Duration // 0: no expiry
+	batch     int
+	cacheSize int // bytes; 0: no client cache
 }
 
 func defaultOptions() options {
@@ -90,6 +91,35 @@ func WithCleanupBatch(n int) Option {
 			return fmt.Errorf("cleanup batch must be between 1 and %d, got %d", MaxCleanupBatch, n)
 		}
 		o.batch = n
+		return nil
+	}
+}
+
+// WithClientCache keeps up to size bytes of session records in the
+// process, so that loading a session the store read or wrote before costs
+// no round trip: a read-only request then reaches Redis not at all, and a
+// request that changes its session once. The cache subscribes to the
+// changes every store over the same keys publishes (see the package
+// documentation) and drops a record as soon as another store changes it;
+// the subscription is pinged every quarter second, and the cache serves
+// nothing while its last answer is a second old or older. A Load may thus
+// miss another store's change of the last moments (typically well under a
+// millisecond, at most a second): declare that as the conformance suite's
+// Staleness. Writes always go to Redis, so a stale read can cost a
+// request a conflict (and the manager a retry), never a lost update or a
+// revived session.
+//
+// It needs a *redis.Client (one server, or a Sentinel failover client),
+// Redis 6 or later, and a user allowed SUBSCRIBE on the store's change
+// channel and CLIENT TRACKING; New fails otherwise. It cannot see keys
+// changed behind the store's back (a DEL by hand, eviction under
+// maxmemory), except flushes. size must be positive.
+func WithClientCache(size int) Option {
+	return func(o *options) error {
+		if size <= 0 {
+			return fmt.Errorf("client cache size must be positive, got %d", size)
+		}
+		o.cacheSize = size
 		return nil
 	}
 }

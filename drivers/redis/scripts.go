@@ -18,6 +18,14 @@ import (
 //
 // Record headers are read with GETRANGE of at most headerMax bytes, never
 // the data; the layout is in format.go.
+//
+// On one server (not a Cluster) every script that changes records also
+// publishes what it changed on the store's change channel (ARGV ch, ''
+// elsewhere), for the client caches of the stores over the same keys (see
+// cache.go): 'S' followed by the record's new stamp (its Version and
+// ATime bytes, 20) and its key, or 'D' followed by the keys of the
+// records it removed, separated by spaces. Messages reach subscribers in
+// the order the scripts ran.
 
 // luaCommon is prepended to the scripts that write a record.
 //
@@ -28,7 +36,10 @@ import (
 // touches records of the shard whose names it builds from the index (the
 // same hash slot as the declared keys, which Redis Cluster allows).
 const luaCommon = `
-local function sweep(idx, rec, member, thr)
+local function notify(ch, msg)
+  if ch and ch ~= '' then redis.call('PUBLISH', ch, msg) end
+end
+local function sweep(idx, rec, member, thr, ch)
   if thr == '' then return end
   local base = string.sub(rec, 1, #rec - #member)
   local old = redis.call('ZRANGEBYSCORE', idx, '-inf', '(' .. thr, 'LIMIT', 0, 4)
@@ -36,6 +47,7 @@ local function sweep(idx, rec, member, thr)
     redis.call('UNLINK', base .. m)
     redis.call('ZREM', idx, m)
   end
+  if #old > 0 then notify(ch, 'D' .. table.concat(old, ' ')) end
 end
 local function set(rec, value, pxat)
   if pxat == '' then
@@ -57,13 +69,14 @@ end
 // createScript inserts a record unless the key exists.
 //
 //	KEYS: record, index [, owner set]
-//	ARGV: record bytes, score, member, pxat or '', sweep threshold or '', owner token
+//	ARGV: record bytes, score, member, pxat or '', sweep threshold or '', owner token, ch
 //	returns -1 if the key exists, else the owner set's length (0 without one)
 var createScript = newScript(luaCommon + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 set(KEYS[1], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-sweep(KEYS[2], KEYS[1], ARGV[3], ARGV[5])
+notify(ARGV[7], 'S' .. string.sub(ARGV[1], 2, 21) .. ARGV[3])
+sweep(KEYS[2], KEYS[1], ARGV[3], ARGV[5], ARGV[7])
 if KEYS[3] then
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[6])
   return redis.call('HLEN', KEYS[3])
@@ -91,9 +104,9 @@ const (
 //
 //	KEYS: record, index [, new owner's set]
 //	ARGV: expected version (8 bytes), record bytes, score, member, pxat or '',
-//	      sweep threshold or '', owner mode
+//	      sweep threshold or '', owner mode, ch
 //	returns {updNotFound}, {updConflict}, {updNeedsOwner},
-//	        {updDone, owner set length or 0 [, old owner, old token]}:
+//	        {updDone, owner set length or 0, Created (12 bytes) [, old owner, old token]}:
 //	        the old owner when it changed
 var updateScript = newScript(luaCommon + `
 local h = header(KEYS[1])
@@ -111,40 +124,44 @@ set(KEYS[1], rec, ARGV[5])
 redis.call('SETRANGE', KEYS[1], 21, string.sub(h, 22, 33))
 if not changed and ol > 0 then redis.call('SETRANGE', KEYS[1], 34 + ol, token) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-sweep(KEYS[2], KEYS[1], ARGV[4], ARGV[6])
+notify(ARGV[8], 'S' .. string.sub(rec, 2, 21) .. ARGV[4])
+sweep(KEYS[2], KEYS[1], ARGV[4], ARGV[6], ARGV[8])
 local n = 0
 if changed and nl > 0 and ARGV[7] == 'k' then
   redis.call('HSET', KEYS[3], ARGV[4], string.sub(rec, 35 + nl, 42 + nl))
   n = redis.call('HLEN', KEYS[3])
 end
-if changed and ol > 0 then return {3, n, owner, token} end
-return {3, n}
+local created = string.sub(h, 22, 33)
+if changed and ol > 0 then return {3, n, created, owner, token} end
+return {3, n, created}
 `)
 
 // touchScript sets a record's ATime, if the record exists.
 //
 //	KEYS: record, index
-//	ARGV: atime (12 bytes), score, member, pxat or '', sweep threshold or ''
+//	ARGV: atime (12 bytes), score, member, pxat or '', sweep threshold or '', ch
 //	returns 1, or 0 if there is no record
 var touchScript = newScript(luaCommon + `
-local h = redis.call('GETRANGE', KEYS[1], 0, 0)
+local h = redis.call('GETRANGE', KEYS[1], 0, 8)
 if h == '' then return 0 end
-if h ~= '\1' then return redis.error_reply('CORRUPT ' .. KEYS[1] .. ' is not a session record of this store') end
+if string.byte(h, 1) ~= 1 or #h < 9 then return redis.error_reply('CORRUPT ' .. KEYS[1] .. ' is not a session record of this store') end
 redis.call('SETRANGE', KEYS[1], 9, ARGV[1])
 if ARGV[4] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-sweep(KEYS[2], KEYS[1], ARGV[3], ARGV[5])
+notify(ARGV[6], 'S' .. string.sub(h, 2, 9) .. ARGV[1] .. ARGV[3])
+sweep(KEYS[2], KEYS[1], ARGV[3], ARGV[5], ARGV[6])
 return 1
 `)
 
 // deleteScript removes a record and its index entry.
 //
 //	KEYS: record, index
-//	ARGV: member
+//	ARGV: member, ch
 //	returns {} or {owner, token} of the deleted record
 var deleteScript = newScript(`
 local h = redis.call('GETRANGE', KEYS[1], 0, HEADERMAX - 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[2] and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], 'D' .. ARGV[1]) end
 if h == '' then return {} end
 redis.call('UNLINK', KEYS[1])
 if string.byte(h, 1) == 1 and #h >= 42 then
@@ -160,7 +177,7 @@ return {}
 // entries whose record is gone (expired by Redis) are dropped.
 //
 //	KEYS: index, record...
-//	ARGV: cutoff (3 numbers, see timeWords), cutoff score, member...
+//	ARGV: cutoff (3 numbers, see timeWords), cutoff score, member..., ch
 //	returns {deleted, kept, {corrupt key, ...}, owner, token, member, ...}:
 //	kept counts the records kept whose score is still the cutoff's (so
 //	still in the range Cleanup reads); the keys that hold no record of
@@ -205,6 +222,13 @@ end
 each(recs, function(...) redis.call('UNLINK', ...) end)
 each(members, function(...) redis.call('ZREM', KEYS[1], ...) end)
 each(gone, function(...) redis.call('ZREM', KEYS[1], ...) end)
+local ch = ARGV[#KEYS + 4]
+if ch and ch ~= '' and #members + #gone > 0 then
+  local all = {}
+  for _, m in ipairs(members) do all[#all + 1] = m end
+  for _, m in ipairs(gone) do all[#all + 1] = m end
+  redis.call('PUBLISH', ch, 'D' .. table.concat(all, ' '))
+end
 out[1] = #recs
 out[2] = kept
 out[3] = corrupt

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -39,6 +40,11 @@ type Store struct {
 
 	recPrefix [Shards]string // "<prefix>r:{<shard>}:", then the key
 	indexKey  [Shards]string // "<prefix>a:{<shard>}"
+
+	// channel is where the scripts publish the changes they make, for
+	// client caches (see cache.go): on one server only, "" on a Cluster.
+	channel string
+	cache   *clientCache // nil without WithClientCache
 
 	closed atomic.Bool
 }
@@ -109,7 +115,32 @@ func newStore(ctx context.Context, c redis.UniversalClient, owned bool, opts []O
 	if err := loadScripts(ctx, c); err != nil {
 		return nil, wrap(ctx, "load scripts", err)
 	}
+	if one, ok := c.(*redis.Client); ok {
+		s.channel = changeChannel(s.opts.prefix, one.Options().DB)
+		// Every write publishes there: find out now if that is refused.
+		if err := c.Publish(ctx, s.channel, "").Err(); err != nil {
+			return nil, wrap(ctx, "publish on the change channel "+s.channel+" (the store's writes announce themselves there for client caches; grant the store's user that channel)", err)
+		}
+		if s.opts.cacheSize > 0 {
+			cache, err := startCache(ctx, one, s.channel, s.opts.cacheSize, slog.Default())
+			if err != nil {
+				return nil, wrap(ctx, "client cache: subscribe to "+s.channel, err)
+			}
+			s.cache = cache
+		}
+	} else if s.opts.cacheSize > 0 {
+		return nil, fmt.Errorf("redis: new: WithClientCache needs a *redis.Client (one server, or a Sentinel failover client), not a %T", c)
+	}
 	return s, nil
+}
+
+// pxat is the Unix millisecond at which Redis expires a record written at
+// atime, or 0 without WithExpiry.
+func (s *Store) pxat(atime time.Time) int64 {
+	if s.opts.expiry == 0 {
+		return 0
+	}
+	return unixMilli(atime.Add(s.opts.expiry))
 }
 
 // Client returns the client the store uses. Closing it is the job of
@@ -129,7 +160,13 @@ func (s *Store) KeyPrefix() string { return s.opts.prefix }
 // session.ErrClosed, and closes the client if Open made it. Close is
 // idempotent.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) || !s.owned {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if s.cache != nil {
+		s.cache.close()
+	}
+	if !s.owned {
 		return nil
 	}
 	if err := s.client.Close(); err != nil {
@@ -247,6 +284,13 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	if err := s.begin(ctx, "load", key); err != nil {
 		return session.Record{}, err
 	}
+	var mark cacheMark
+	if s.cache != nil {
+		if rec, ok := s.cache.get(key); ok {
+			return rec, nil
+		}
+		mark = s.cache.mark()
+	}
 	rk := s.recPrefix[shardOf(key)] + key
 	b, err := s.client.Get(ctx, rk).Bytes()
 	if resharding(err) {
@@ -266,6 +310,9 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 	rec, err := decode(b)
 	if err != nil {
 		return session.Record{}, fmt.Errorf("redis: load: %s: %w", rk, err)
+	}
+	if s.cache != nil {
+		s.cache.fill(key, rec, s.pxat(rec.ATime), mark)
 	}
 	return rec, nil
 }
@@ -292,13 +339,21 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 	}
 	pxat, sweep := s.expiryArgs(rec.ATime)
 	tok := versionBytes(token)
+	var mark cacheMark
+	if s.cache != nil {
+		mark = s.cache.markWrite(key)
+	}
 	n, err := s.run(ctx, createScript, keys,
-		encode(rec, 1, token), score(rec.ATime), key, pxat, sweep, tok).Int64()
+		encode(rec, 1, token), score(rec.ATime), key, pxat, sweep, tok, s.channel).Int64()
 	if err != nil {
+		s.forget(key)
 		return wrap(ctx, "create", err)
 	}
 	if n < 0 {
 		return session.ErrExists
+	}
+	if s.cache != nil {
+		s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: rec.Created, Version: 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark)
 	}
 	if rec.Owner == "" {
 		return nil
@@ -312,7 +367,8 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 			// Take the record back: a session missing from its owner's set
 			// must not be handed out. If this fails too, the record stays
 			// unreachable (its id is never sent) until Cleanup or expiry.
-			_ = s.run(ctx, deleteScript, []string{rk, s.indexKey[sh]}, key).Err()
+			_ = s.run(ctx, deleteScript, []string{rk, s.indexKey[sh]}, key, s.channel).Err()
+			s.forget(key)
 			return wrap(ctx, "create: owner index", err)
 		}
 	}
@@ -342,9 +398,14 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		}
 	}
 	pxat, sweep := s.expiryArgs(rec.ATime)
-	args := []any{versionBytes(rec.Version), encode(rec, rec.Version+1, token), score(rec.ATime), key, pxat, sweep, mode}
+	args := []any{versionBytes(rec.Version), encode(rec, rec.Version+1, token), score(rec.ATime), key, pxat, sweep, mode, s.channel}
+	var mark cacheMark
+	if s.cache != nil {
+		mark = s.cache.markWrite(key)
+	}
 	res, err := s.run(ctx, updateScript, keys, args...).Slice()
 	if err != nil {
+		s.forget(key)
 		return wrap(ctx, "update", err)
 	}
 	if code(res) == updNeedsOwner {
@@ -354,25 +415,37 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		if err := s.run(ctx, ownerAddScript, []string{s.ownerKey(rec.Owner)}, key, versionBytes(token)).Err(); err != nil {
 			return wrap(ctx, "update: owner index", err)
 		}
-		args[len(args)-1] = ownerAdded
+		args[len(args)-2] = ownerAdded
 		if res, err = s.run(ctx, updateScript, keys, args...).Slice(); err != nil {
+			s.forget(key)
 			return wrap(ctx, "update", err)
 		}
 	}
 	switch code(res) {
 	case updNotFound:
+		s.forget(key)
 		return session.ErrNotFound
 	case updConflict:
+		s.forget(key)
 		return session.ErrConflict
 	case updDone:
 	default:
+		s.forget(key)
 		return fmt.Errorf("redis: update: unexpected reply %v", res)
 	}
-	if len(res) >= 4 {
+	if s.cache != nil {
+		if created, ok := res[2].(string); ok && len(created) == timeLen {
+			s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: getTime([]byte(created)),
+				Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark)
+		} else {
+			s.cache.drop(key)
+		}
+	}
+	if len(res) >= 5 {
 		// The session left its old owner: drop that entry, if it is still
 		// the one this record had. Failing leaves an entry that readers skip.
-		old, _ := res[2].(string)
-		oldToken, _ := res[3].(string)
+		old, _ := res[3].(string)
+		oldToken, _ := res[4].(string)
 		s.dropOwned(ctx, old, []string{key, oldToken})
 	}
 	if n, _ := res[1].(int64); n > 0 {
@@ -397,15 +470,40 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	}
 	sh := shardOf(key)
 	pxat, sweep := s.expiryArgs(atime)
+	var (
+		mark   cacheMark
+		cached session.Record
+		had    bool
+	)
+	if s.cache != nil {
+		cached, had = s.cache.get(key)
+		mark = s.cache.markWrite(key)
+	}
 	n, err := s.run(ctx, touchScript, []string{s.recPrefix[sh] + key, s.indexKey[sh]},
-		timeBytes(atime), score(atime), key, pxat, sweep).Int64()
+		timeBytes(atime), score(atime), key, pxat, sweep, s.channel).Int64()
 	if err != nil {
+		s.forget(key)
 		return wrap(ctx, "touch", err)
 	}
 	if n == 0 {
+		s.forget(key)
 		return session.ErrNotFound
 	}
+	if had {
+		// The record as touched, if the cached one was current: fill
+		// refuses it otherwise.
+		cached.ATime = atime
+		s.cache.fill(key, cached, s.pxat(atime), mark)
+	}
 	return nil
+}
+
+// forget drops key from the client cache, after a write whose outcome
+// leaves the cached record in doubt.
+func (s *Store) forget(key string) {
+	if s.cache != nil {
+		s.cache.drop(key)
+	}
 }
 
 // Delete implements session.Store with one script; for a session with an
@@ -415,7 +513,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	sh := shardOf(key)
-	res, err := s.run(ctx, deleteScript, []string{s.recPrefix[sh] + key, s.indexKey[sh]}, key).StringSlice()
+	res, err := s.run(ctx, deleteScript, []string{s.recPrefix[sh] + key, s.indexKey[sh]}, key, s.channel).StringSlice()
+	s.forget(key)
 	if err != nil {
 		return wrap(ctx, "delete", err)
 	}

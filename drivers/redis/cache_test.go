@@ -1,0 +1,347 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	session "github.com/websession/websession/core"
+)
+
+// cachedPair returns a store with the client cache and a second store
+// over the same keys (another application server), without one.
+func cachedPair(t *testing.T, opts ...Option) (cached, other *Store) {
+	t.Helper()
+	c := newClient(t)
+	prefix := uniquePrefix(t, c)
+	open := func(o ...Option) *Store {
+		s, err := New(testCtx(t), newClient(t), append([]Option{WithKeyPrefix(prefix)}, o...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(append([]Option{WithClientCache(1 << 20)}, opts...)...), open(opts...)
+}
+
+// eventually polls cond for up to the cache's staleness bound, the time
+// within which the cache promises to see other stores' changes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(cacheStaleness)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s, still after %v: %v", what, cacheStaleness, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func wantVersion(s *Store, key string, v uint64) func() error {
+	return func() error {
+		r, err := s.Load(context.Background(), key)
+		if err != nil {
+			return err
+		}
+		if r.Version != v {
+			return errors.New("version " + strconv.FormatUint(r.Version, 10) + ", want " + strconv.FormatUint(v, 10))
+		}
+		return nil
+	}
+}
+
+func wantGone(s *Store, key string) func() error {
+	return func() error {
+		if _, err := s.Load(context.Background(), key); !errors.Is(err, session.ErrNotFound) {
+			return errors.New("Load = " + errString(err) + ", want ErrNotFound")
+		}
+		return nil
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+// Loads of what the store read or wrote cost no round trip; writes cost
+// their one, as without the cache.
+func TestClientCacheRoundTrips(t *testing.T) {
+	var rt roundTrips
+	o, err := redis.ParseURL(testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Dialer, o.PoolSize = rt.dial, 1
+	requireRedis(t)
+	s := testStore(t, newClientWith(t, o), WithClientCache(1<<20))
+	ctx := testCtx(t)
+	measure := func(what string, want int64, f func() error) {
+		t.Helper()
+		before := rt.count()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := rt.count() - before; got != want {
+			t.Errorf("%s: %d round trips, want %d", what, got, want)
+		}
+	}
+	load := func(key string, version uint64) func() error {
+		return func() error {
+			r, err := s.Load(ctx, key)
+			if err == nil && r.Version != version {
+				err = errors.New("version " + strconv.FormatUint(r.Version, 10))
+			}
+			return err
+		}
+	}
+	r := rec("x", t0)
+	measure("Create", 1, func() error { return s.Create(ctx, "k", r) })
+	measure("Load after Create", 0, load("k", 1))
+	r.Version = 1
+	measure("Update", 1, func() error { return s.Update(ctx, "k", r) })
+	measure("Load after Update", 0, load("k", 2))
+	measure("Touch", 1, func() error { return s.Touch(ctx, "k", t0.Add(time.Second)) })
+	measure("Load after Touch", 0, func() error {
+		got, err := s.Load(ctx, "k")
+		if err == nil && !got.ATime.Equal(t0.Add(time.Second)) {
+			err = errors.New("ATime " + got.ATime.String())
+		}
+		return err
+	})
+	measure("Delete", 1, func() error { return s.Delete(ctx, "k") })
+	measure("Load after Delete", 1, func() error {
+		if _, err := s.Load(ctx, "k"); !errors.Is(err, session.ErrNotFound) {
+			return errors.New("Load = " + errString(err))
+		}
+		return nil
+	})
+}
+
+// Another store's Update, Touch, Delete and Cleanup reach the cache within
+// its staleness bound; so does a write made while the cache's
+// subscription was down.
+func TestClientCacheSeesOtherStores(t *testing.T) {
+	a, b := cachedPair(t)
+	ctx := testCtx(t)
+	mustCreate(t, b, "k", rec("x", t0))
+	if got := mustLoad(t, a, "k"); got.Version != 1 {
+		t.Fatalf("Load = version %d", got.Version)
+	}
+	r := rec("y", t0)
+	r.Version = 1
+	if err := b.Update(ctx, "k", r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache serves a record another store updated", wantVersion(a, "k", 2))
+	if err := b.Touch(ctx, "k", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache serves the ATime from before another store's Touch", func() error {
+		if got := mustLoad(t, a, "k"); !got.ATime.Equal(t0.Add(time.Hour)) {
+			return errors.New("ATime " + got.ATime.String())
+		}
+		return nil
+	})
+	// A's own write of a record B then deletes.
+	r.Version = 2
+	if err := a.Update(ctx, "k", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache serves a record another store deleted", wantGone(a, "k"))
+	if err := a.Update(ctx, "k", r); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Update of the deleted record = %v, want ErrNotFound", err)
+	}
+
+	mustCreate(t, b, "old", rec("x", t0))
+	mustLoad(t, a, "old")
+	if _, err := b.Cleanup(ctx, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache serves a record another store's Cleanup deleted", wantGone(a, "old"))
+
+	// The subscription's connection dies; B writes meanwhile.
+	mustCreate(t, b, "gap", rec("x", t0))
+	mustLoad(t, a, "gap")
+	admin := newClient(t)
+	if err := admin.ClientKillByFilter(ctx, "ID", strconv.FormatInt(a.cache.subID.Load(), 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	g := rec("y", t0)
+	g.Version = 1
+	if err := b.Update(ctx, "gap", g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "after its subscription was lost, the cache serves a record updated meanwhile", wantVersion(a, "gap", 2))
+	// And it caches again once subscribed again.
+	eventually(t, "the cache is back after a lost subscription", func() error {
+		if _, ok := a.cache.get("gap"); !ok {
+			mustLoad(t, a, "gap")
+			return errors.New("not served from the cache")
+		}
+		return nil
+	})
+}
+
+// FLUSHDB and FLUSHALL empty every client cache.
+func TestClientCacheSeesFlush(t *testing.T) {
+	requireRedis(t)
+	o, err := redis.ParseURL(testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.DB = 13 // a database of this test's own: it is flushed
+	s := testStore(t, newClientWith(t, o), WithClientCache(1<<20))
+	mustCreate(t, s, "k", rec("x", t0))
+	if _, ok := s.cache.get("k"); !ok {
+		t.Fatal("a created record is not cached")
+	}
+	if err := s.client.FlushDB(testCtx(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache serves a record of a flushed database", wantGone(s, "k"))
+	mustCreate(t, s, "k", rec("x", t0))
+	if _, ok := s.cache.get("k"); !ok {
+		t.Error("after a flush, the cache caches nothing any more")
+	}
+}
+
+// The cache serves nothing once its subscription has been silent for the
+// staleness bound: it could be missing changes.
+func TestClientCacheStopsServingWhenSilent(t *testing.T) {
+	s := testStore(t, newClient(t), WithClientCache(1<<20))
+	mustCreate(t, s, "k", rec("x", t0))
+	if _, ok := s.cache.get("k"); !ok {
+		t.Fatal("a created record is not cached")
+	}
+	s.cache.alive.Store(time.Now().Add(-cacheStaleness).UnixNano())
+	if _, ok := s.cache.get("k"); ok {
+		t.Error("served from a cache whose last pong is as old as the staleness bound")
+	}
+	eventually(t, "the next pong brings the cache back", func() error {
+		if _, ok := s.cache.get("k"); !ok {
+			return errors.New("not served")
+		}
+		return nil
+	})
+}
+
+// A record read or written while a change of its key came in is cached
+// only if that change is the record's own.
+func TestClientCacheFillRules(t *testing.T) {
+	c := &clientCache{budget: 1 << 20, live: true, entries: map[string]*cacheEntry{}, changes: map[string]*keyChange{}, pending: map[string]*cacheEntry{}}
+	c.alive.Store(time.Now().UnixNano())
+	r := rec("x", t0)
+	r.Version = 3
+	msg := func(r session.Record, key string) string { st := stampOf(r); return "S" + string(st[:]) + key }
+	cached := func(key string) bool { _, ok := c.get(key); return ok }
+
+	m := c.mark()
+	c.apply(msg(r, "own"))
+	c.fill("own", r, 0, m)
+	if !cached("own") {
+		t.Error("a record whose own change came in meanwhile is not cached")
+	}
+
+	m = c.mark()
+	other := r
+	other.Version = 4
+	c.apply(msg(other, "k"))
+	c.fill("k", r, 0, m)
+	if cached("k") {
+		t.Error("cached a record another change superseded meanwhile")
+	}
+
+	c.fill("gone", r, 0, c.mark())
+	m = c.mark()
+	c.apply("Dgone x y")
+	c.apply(msg(r, "gone")) // deleted, then created again with the same stamp
+	c.fill("gone", r, 0, m)
+	if cached("gone") {
+		t.Error("cached a record deleted meanwhile")
+	}
+
+	// A late message of an earlier write: the fill is refused, and the
+	// entry it would have replaced is dropped, not left to be served.
+	c.fill("late", r, 0, c.mark())
+	m = c.mark()
+	older := r
+	older.Version = 2
+	c.apply(msg(older, "late"))
+	c.fill("late", other, 0, m)
+	if cached("late") {
+		t.Error("served a record before its own change came, in place of the entry it replaced")
+	}
+	c.apply(msg(other, "late"))
+	if !cached("late") {
+		t.Error("a record waiting for its own change is not cached once it comes")
+	}
+	c.apply(msg(r, "late"))
+	if cached("late") {
+		t.Error("a record is still served after a later change")
+	}
+
+	// A deletion cancels a record waiting for its change: a record made
+	// after the deletion could bear the same stamp.
+	m = c.mark()
+	c.apply(msg(older, "del"))
+	c.fill("del", other, 0, m)
+	c.apply("Ddel")
+	c.apply(msg(other, "del"))
+	if cached("del") {
+		t.Error("a record waiting for its change across a deletion was cached")
+	}
+
+	// More changes than the cache remembers: not cached.
+	m = c.mark()
+	for i := range recentChanges {
+		c.apply("Dn" + strconv.Itoa(i))
+	}
+	c.fill("many", r, 0, m)
+	if cached("many") {
+		t.Error("cached a record across more changes than the cache remembers")
+	}
+	if len(c.changes) > recentChanges {
+		t.Errorf("the cache remembers %d keys' changes, more than %d", len(c.changes), recentChanges)
+	}
+
+	// An epoch change (flush, lost subscription) refuses earlier fills.
+	m = c.mark()
+	c.reset(true)
+	c.fill("epoch", r, 0, m)
+	if cached("epoch") {
+		t.Error("cached a record read before the cache was emptied")
+	}
+
+	// Redis's expiry bounds an entry's life.
+	c.fill("exp", r, time.Now().Add(-time.Millisecond).UnixMilli(), c.mark())
+	if cached("exp") {
+		t.Error("served a record past its Redis expiry")
+	}
+}
+
+// The cache needs the change channel of one server.
+func TestClientCacheRefusedOnCluster(t *testing.T) {
+	c := newClient(t)
+	_, err := New(testCtx(t), multiStep{c}, WithKeyPrefix(uniquePrefix(t, c)), WithClientCache(1<<20))
+	if err == nil || !strings.Contains(err.Error(), "WithClientCache needs a *redis.Client") {
+		t.Errorf("New with a client cache over a non-*redis.Client = %v", err)
+	}
+	if _, err := New(testCtx(t), c, WithClientCache(0)); err == nil {
+		t.Error("WithClientCache(0) accepted")
+	}
+}
