@@ -34,6 +34,9 @@ type instance struct {
 	lib   lib
 	calls *calls // the store's calls
 	trips *trips // the SQL connections' round trips; nil for other stores
+	// settle, if set, waits until the store's background work caught up
+	// with the requests served (the Redis client cache's change messages).
+	settle func()
 }
 
 // openConfig tunes an instance for a test.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -168,17 +169,21 @@ func (t *trips) DialTimeout(network, addr string, timeout time.Duration) (net.Co
 
 type tripConn struct {
 	net.Conn
-	t     *trips
-	wrote atomic.Bool // written since the last read
+	t      *trips
+	wrote  atomic.Bool // written since the last read
+	pubsub atomic.Bool // a subscription (the Redis client cache's): no request's
 }
 
 func (c *tripConn) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("SUBSCRIBE")) || bytes.Contains(b, []byte("subscribe")) {
+		c.pubsub.Store(true)
+	}
 	c.wrote.Store(true)
 	return c.Conn.Write(b)
 }
 
 func (c *tripConn) Read(b []byte) (int, error) {
-	if c.wrote.Swap(false) {
+	if c.wrote.Swap(false) && !c.pubsub.Load() {
 		c.t.n.Add(1)
 	}
 	return c.Conn.Read(b)

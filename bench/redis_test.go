@@ -22,7 +22,10 @@ func init() {
 	// requireRedis, in open, skips (or fails, with CI=true) without a
 	// server, so db stays "".
 	backends = append(backends,
-		backend{name: "ours-redis", ours: true, open: openOursRedis},
+		backend{name: "ours-redis", ours: true, open: func(tb testing.TB, cfg openConfig) *instance { return openOursRedis(tb, cfg) }},
+		backend{name: "ours-redis-cache", ours: true, open: func(tb testing.TB, cfg openConfig) *instance {
+			return openOursRedis(tb, cfg, wsredis.WithClientCache(64<<20))
+		}},
 		backend{name: "scs-redis", open: openSCSRedis},
 	)
 }
@@ -89,7 +92,7 @@ func redisPrefix(tb testing.TB) string {
 	return prefix
 }
 
-func openOursRedis(tb testing.TB, cfg openConfig) *instance {
+func openOursRedis(tb testing.TB, cfg openConfig, opts ...wsredis.Option) *instance {
 	requireRedis(tb)
 	o, err := goredis.ParseURL(redisURL())
 	if err != nil {
@@ -103,12 +106,18 @@ func openOursRedis(tb testing.TB, cfg openConfig) *instance {
 	}
 	c := goredis.NewClient(o)
 	tb.Cleanup(func() { c.Close() })
-	s, err := wsredis.New(setupCtx(tb), c, wsredis.WithKeyPrefix(redisPrefix(tb)))
+	s, err := wsredis.New(setupCtx(tb), c, append([]wsredis.Option{wsredis.WithKeyPrefix(redisPrefix(tb))}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { s.Close() })
-	return openOurs(tb, cfg, s, tr)
+	in := openOurs(tb, cfg, s, tr)
+	in.settle = func() {
+		if err := s.SyncCache(setupCtx(tb)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return in
 }
 
 // openSCSRedis configures redigo's pool as scs's README does (MaxIdle 10),

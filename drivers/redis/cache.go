@@ -83,6 +83,10 @@ type cacheEntry struct {
 	pxat  int64 // Redis's expiry of the record, Unix ms; 0 for none
 	size  int
 	born  int64 // Unix ns of the fill, for pending entries
+	// awaiting: this store wrote the record, and the write's own change
+	// message has not come yet. Until it does, every message comes from
+	// an earlier write, which does not contradict the record.
+	awaiting bool
 }
 
 // keyChange is what the cache remembers of a key's last changes.
@@ -105,7 +109,10 @@ const keyHistory = 4
 const maxPending = 4096
 
 // cacheMark is the cache's state when a call began, for fill.
-type cacheMark struct{ seq, epoch uint64 }
+type cacheMark struct{ seq, epoch, write uint64 }
+
+// maxWriting bounds the writes remembered in writing.
+const maxWriting = 1 << 16
 
 type clientCache struct {
 	budget  int
@@ -131,6 +138,11 @@ type clientCache struct {
 	// pending holds fills whose own change message has not come yet: the
 	// record becomes an entry when it does (see fill).
 	pending map[string]*cacheEntry
+	// writes counts this store's writes begun; writing holds, per key,
+	// the number of the last one begun, so that a call's fill loses to a
+	// write of the same key that began after the call.
+	writes  uint64
+	writing map[string]uint64
 	ring    [recentChanges]string // the keys of the last changes, by seq
 }
 
@@ -145,6 +157,7 @@ func startCache(ctx context.Context, base *redis.Client, channel string, size in
 		entries: make(map[string]*cacheEntry),
 		changes: make(map[string]*keyChange),
 		pending: make(map[string]*cacheEntry),
+		writing: make(map[string]uint64),
 	}
 	o := *base.Options()
 	userHook := o.OnConnect
@@ -213,6 +226,23 @@ func (c *clientCache) ping(ctx context.Context) {
 	}
 }
 
+// sync waits until every change published before it was called has been
+// applied: until the pong of a ping sent since.
+func (c *clientCache) sync(ctx context.Context) error {
+	t := time.Now().UnixNano()
+	if err := c.sub.Ping(ctx, strconv.FormatInt(t, 10)); err != nil {
+		return err
+	}
+	for c.alive.Load() < t {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Microsecond):
+		}
+	}
+	return nil
+}
+
 // receive applies the subscription's messages until the cache closes.
 func (c *clientCache) receive(ctx context.Context) {
 	defer c.done.Done()
@@ -268,6 +298,7 @@ func (c *clientCache) reset(live bool) {
 	c.epoch++
 	clear(c.entries)
 	clear(c.pending)
+	clear(c.writing) // every fill in flight is refused by the epoch
 	c.bytes = 0
 }
 
@@ -321,8 +352,15 @@ func (c *clientCache) change(key string, st stamp, gone bool) {
 	kc.last[kc.n%keyHistory] = change{seq: c.seq, stamp: st, gone: gone}
 	kc.n++
 	kc.lastRing = c.seq
-	if e := c.entries[key]; e != nil && (gone || e.stamp != st) {
-		c.remove(key, e)
+	if e := c.entries[key]; e != nil {
+		switch {
+		case gone:
+			c.remove(key, e)
+		case e.stamp == st:
+			e.awaiting = false
+		case !e.awaiting:
+			c.remove(key, e)
+		}
 	}
 	// Messages come in the order the writes ran: the write that made a
 	// pending record has just run if its stamp comes, and whatever came
@@ -374,7 +412,7 @@ func (c *clientCache) get(key string) (session.Record, bool) {
 func (c *clientCache) mark() cacheMark {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return cacheMark{seq: c.seq, epoch: c.epoch}
+	return cacheMark{seq: c.seq, epoch: c.epoch, write: c.writes}
 }
 
 // markWrite is mark for a call that writes key: it also drops key's
@@ -386,19 +424,34 @@ func (c *clientCache) markWrite(key string) cacheMark {
 		c.remove(key, e)
 	}
 	delete(c.pending, key)
-	return cacheMark{seq: c.seq, epoch: c.epoch}
+	if len(c.writing) >= maxWriting {
+		// Forget them all, and refuse every fill in flight instead.
+		clear(c.writing)
+		c.epoch++
+	}
+	c.writes++
+	c.writing[key] = c.writes
+	return cacheMark{seq: c.seq, epoch: c.epoch, write: c.writes}
 }
 
 // fill caches rec, read or written by a call that began at m, as of the
-// change message of the write that made it (stamps tell). With no change
-// of the key since m, or that write's message the latest since, rec is
-// current: it is cached. If that message has not come yet, rec waits in
-// pending until it does (change). If it came and another change followed,
-// or a deletion came since m (after which a new record could bear the
-// same stamp), rec is not cached. Whatever happens, the key's previous
-// entry is dropped: it must not shadow what the call read or wrote.
-// rec.Data is copied.
-func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMark) {
+// change message of the write that made it (stamps tell):
+//
+//   - With no change of the key since m, or that write's message the
+//     latest since, rec is current: it is cached.
+//   - If that message came and another change followed, or a deletion
+//     came since m (after which a new record could bear the same stamp),
+//     rec is not cached.
+//   - Otherwise the message is still to come. If own says this store made
+//     the write (after m, so its message is certainly still to come), rec
+//     is the latest state known: it is cached awaiting its message (see
+//     change). A record read, not written, waits in pending until its
+//     message comes, since that message may also have come before m and
+//     been superseded.
+//
+// Whatever happens, the key's previous entry is dropped: it must not
+// shadow what the call read or wrote. rec.Data is copied.
+func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMark, own bool) {
 	st := stampOf(rec)
 	size := len(key) + len(rec.Data) + len(rec.Owner) + cacheEntryOverhead
 	rec.Data = bytes.Clone(rec.Data)
@@ -408,17 +461,26 @@ func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMa
 		c.remove(key, e)
 	}
 	delete(c.pending, key)
+	if w, ok := c.writing[key]; ok {
+		if w > m.write {
+			return // a write of key began after this call did
+		}
+		if w == m.write {
+			delete(c.writing, key) // this call's own
+		}
+	}
 	if size > c.budget || !c.live || c.epoch != m.epoch || c.seq-m.seq >= recentChanges {
 		return
 	}
 	e := &cacheEntry{rec: rec, stamp: st, pxat: pxat, size: size}
 	kc := c.changes[key]
 	if kc == nil || kc.last[(kc.n-1)%keyHistory].seq <= m.seq {
+		e.awaiting = own
 		c.insert(key, e)
 		return
 	}
 	// Changes since m, newest first.
-	seen, own := 0, false
+	seen, itsOwn := 0, false
 	for i := kc.n - 1; i >= 0 && i >= kc.n-keyHistory; i-- {
 		ch := kc.last[i%keyHistory]
 		if ch.seq <= m.seq {
@@ -432,17 +494,19 @@ func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMa
 			if seen > 1 {
 				return // its message came, and another change after it
 			}
-			own = true
+			itsOwn = true
 		}
 	}
+	// Whether every change since m is known.
+	complete := seen < keyHistory && seen < kc.n || kc.n <= keyHistory && seen == kc.n
 	switch {
-	case own:
+	case itsOwn:
 		c.insert(key, e)
-	case seen < keyHistory && seen < kc.n || kc.n <= keyHistory && seen == kc.n:
-		// Every change since m is known, none is rec's own: its message
-		// is still to come, unless another write superseded rec before
-		// this call read it (then it never comes, and the entry waits
-		// until it is swept out for room).
+	case !complete:
+	case own:
+		e.awaiting = true
+		c.insert(key, e)
+	default:
 		e.born = time.Now().UnixNano()
 		if len(c.pending) >= maxPending {
 			for k, p := range c.pending {

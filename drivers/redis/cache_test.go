@@ -108,11 +108,20 @@ func TestClientCacheRoundTrips(t *testing.T) {
 	}
 	r := rec("x", t0)
 	measure("Create", 1, func() error { return s.Create(ctx, "k", r) })
+	sync := func() {
+		t.Helper()
+		if err := s.SyncCache(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync()
 	measure("Load after Create", 0, load("k", 1))
 	r.Version = 1
 	measure("Update", 1, func() error { return s.Update(ctx, "k", r) })
+	sync()
 	measure("Load after Update", 0, load("k", 2))
 	measure("Touch", 1, func() error { return s.Touch(ctx, "k", t0.Add(time.Second)) })
+	sync()
 	measure("Load after Touch", 0, func() error {
 		got, err := s.Load(ctx, "k")
 		if err == nil && !got.ATime.Equal(t0.Add(time.Second)) {
@@ -120,6 +129,19 @@ func TestClientCacheRoundTrips(t *testing.T) {
 		}
 		return err
 	})
+	// Many writes in a row, each Loaded back at once, as a counter does:
+	// a write's message may come after the next write began.
+	for i := range 20 {
+		r.Version = uint64(2 + i)
+		if err := s.Update(ctx, "k", r); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustLoad(t, s, "k"); got.Version != r.Version+1 {
+			t.Fatalf("Load right after Update #%d: version %d, want %d", i, got.Version, r.Version+1)
+		}
+	}
+	sync()
+	measure("Load after many", 0, load("k", 22))
 	measure("Delete", 1, func() error { return s.Delete(ctx, "k") })
 	measure("Load after Delete", 1, func() error {
 		if _, err := s.Load(ctx, "k"); !errors.Is(err, session.ErrNotFound) {
@@ -243,7 +265,7 @@ func TestClientCacheStopsServingWhenSilent(t *testing.T) {
 // A record read or written while a change of its key came in is cached
 // only if that change is the record's own.
 func TestClientCacheFillRules(t *testing.T) {
-	c := &clientCache{budget: 1 << 20, live: true, entries: map[string]*cacheEntry{}, changes: map[string]*keyChange{}, pending: map[string]*cacheEntry{}}
+	c := &clientCache{budget: 1 << 20, live: true, entries: map[string]*cacheEntry{}, changes: map[string]*keyChange{}, pending: map[string]*cacheEntry{}, writing: map[string]uint64{}}
 	c.alive.Store(time.Now().UnixNano())
 	r := rec("x", t0)
 	r.Version = 3
@@ -252,7 +274,7 @@ func TestClientCacheFillRules(t *testing.T) {
 
 	m := c.mark()
 	c.apply(msg(r, "own"))
-	c.fill("own", r, 0, m)
+	c.fill("own", r, 0, m, false)
 	if !cached("own") {
 		t.Error("a record whose own change came in meanwhile is not cached")
 	}
@@ -261,28 +283,28 @@ func TestClientCacheFillRules(t *testing.T) {
 	other := r
 	other.Version = 4
 	c.apply(msg(other, "k"))
-	c.fill("k", r, 0, m)
+	c.fill("k", r, 0, m, false)
 	if cached("k") {
 		t.Error("cached a record another change superseded meanwhile")
 	}
 
-	c.fill("gone", r, 0, c.mark())
+	c.fill("gone", r, 0, c.mark(), false)
 	m = c.mark()
 	c.apply("Dgone x y")
 	c.apply(msg(r, "gone")) // deleted, then created again with the same stamp
-	c.fill("gone", r, 0, m)
+	c.fill("gone", r, 0, m, false)
 	if cached("gone") {
 		t.Error("cached a record deleted meanwhile")
 	}
 
 	// A late message of an earlier write: the fill is refused, and the
 	// entry it would have replaced is dropped, not left to be served.
-	c.fill("late", r, 0, c.mark())
+	c.fill("late", r, 0, c.mark(), false)
 	m = c.mark()
 	older := r
 	older.Version = 2
 	c.apply(msg(older, "late"))
-	c.fill("late", other, 0, m)
+	c.fill("late", other, 0, m, false)
 	if cached("late") {
 		t.Error("served a record before its own change came, in place of the entry it replaced")
 	}
@@ -299,11 +321,55 @@ func TestClientCacheFillRules(t *testing.T) {
 	// after the deletion could bear the same stamp.
 	m = c.mark()
 	c.apply(msg(older, "del"))
-	c.fill("del", other, 0, m)
+	c.fill("del", other, 0, m, false)
 	c.apply("Ddel")
 	c.apply(msg(other, "del"))
 	if cached("del") {
 		t.Error("a record waiting for its change across a deletion was cached")
+	}
+
+	// This store's own write, with an earlier write's message late: the
+	// record is the latest known, cached at once; messages before its own
+	// come from earlier writes and leave it; its own message settles it,
+	// and any later change drops it.
+	m = c.mark()
+	c.apply(msg(older, "mine"))
+	c.fill("mine", other, 0, m, true)
+	if !cached("mine") {
+		t.Error("this store's write is not cached while an earlier write's message came late")
+	}
+	c.apply(msg(r, "mine"))
+	if !cached("mine") {
+		t.Error("an earlier write's message, before the write's own, dropped the written record")
+	}
+	c.apply(msg(other, "mine"))
+	c.apply(msg(r, "mine"))
+	if cached("mine") {
+		t.Error("a change after the write's own message left the written record cached")
+	}
+	c.fill("mine2", other, 0, c.mark(), true)
+	c.apply("Dmine2")
+	if cached("mine2") {
+		t.Error("a deletion left a written record awaiting its message cached")
+	}
+
+	// A call whose key a later write of this store began to change while
+	// it ran does not cache what it read or wrote.
+	m = c.mark()
+	later := c.markWrite("raced")
+	c.fill("raced", r, 0, m, false)
+	if cached("raced") {
+		t.Error("a Load's record was cached although a write of the key began after the Load")
+	}
+	first := c.markWrite("raced2")
+	c.markWrite("raced2")
+	c.fill("raced2", r, 0, first, true)
+	if cached("raced2") {
+		t.Error("a write's record was cached although a later write of the key began before it finished")
+	}
+	c.fill("raced", other, 0, later, true)
+	if !cached("raced") {
+		t.Error("the later write's record is not cached")
 	}
 
 	// More changes than the cache remembers: not cached.
@@ -311,7 +377,7 @@ func TestClientCacheFillRules(t *testing.T) {
 	for i := range recentChanges {
 		c.apply("Dn" + strconv.Itoa(i))
 	}
-	c.fill("many", r, 0, m)
+	c.fill("many", r, 0, m, false)
 	if cached("many") {
 		t.Error("cached a record across more changes than the cache remembers")
 	}
@@ -322,13 +388,13 @@ func TestClientCacheFillRules(t *testing.T) {
 	// An epoch change (flush, lost subscription) refuses earlier fills.
 	m = c.mark()
 	c.reset(true)
-	c.fill("epoch", r, 0, m)
+	c.fill("epoch", r, 0, m, false)
 	if cached("epoch") {
 		t.Error("cached a record read before the cache was emptied")
 	}
 
 	// Redis's expiry bounds an entry's life.
-	c.fill("exp", r, time.Now().Add(-time.Millisecond).UnixMilli(), c.mark())
+	c.fill("exp", r, time.Now().Add(-time.Millisecond).UnixMilli(), c.mark(), false)
 	if cached("exp") {
 		t.Error("served a record past its Redis expiry")
 	}

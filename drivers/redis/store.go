@@ -143,6 +143,22 @@ func (s *Store) pxat(atime time.Time) int64 {
 	return unixMilli(atime.Add(s.opts.expiry))
 }
 
+// SyncCache waits until the client cache (WithClientCache) has applied
+// every change any store published before the call, and with it this
+// store's own writes, so that the next Load of a record written before it
+// costs no round trip. It returns at once without a cache. Applications
+// need not call it; tests that count round trips, or that must see another
+// store's write at once rather than within the staleness bound, do.
+func (s *Store) SyncCache(ctx context.Context) error {
+	if s.cache == nil {
+		return nil
+	}
+	if err := s.cache.sync(ctx); err != nil {
+		return wrap(ctx, "sync cache", err)
+	}
+	return nil
+}
+
 // Client returns the client the store uses. Closing it is the job of
 // whoever made it: the caller for New, the store's Close for Open.
 func (s *Store) Client() redis.UniversalClient { return s.client }
@@ -312,7 +328,7 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 		return session.Record{}, fmt.Errorf("redis: load: %s: %w", rk, err)
 	}
 	if s.cache != nil {
-		s.cache.fill(key, rec, s.pxat(rec.ATime), mark)
+		s.cache.fill(key, rec, s.pxat(rec.ATime), mark, false)
 	}
 	return rec, nil
 }
@@ -353,7 +369,7 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 		return session.ErrExists
 	}
 	if s.cache != nil {
-		s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: rec.Created, Version: 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark)
+		s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: rec.Created, Version: 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, true)
 	}
 	if rec.Owner == "" {
 		return nil
@@ -436,7 +452,7 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	if s.cache != nil {
 		if created, ok := res[2].(string); ok && len(created) == timeLen {
 			s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: getTime([]byte(created)),
-				Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark)
+				Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, true)
 		} else {
 			s.cache.drop(key)
 		}
@@ -490,10 +506,12 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		return session.ErrNotFound
 	}
 	if had {
-		// The record as touched, if the cached one was current: fill
-		// refuses it otherwise.
+		// The record as touched, if the cached one was still current when
+		// the script ran: not known here (an Update may have come in
+		// between), so not as this store's own write, but as a record
+		// that waits for the Touch's change message to bear its stamp.
 		cached.ATime = atime
-		s.cache.fill(key, cached, s.pxat(atime), mark)
+		s.cache.fill(key, cached, s.pxat(atime), mark, false)
 	}
 	return nil
 }
