@@ -43,7 +43,8 @@
 //
 // # Round trips
 //
-// Load is one GET. Create, Update (a compare-and-swap on the version),
+// Load is one GET (none for a record the client cache holds). Create,
+// Update (a compare-and-swap on the version),
 // Touch (which never creates) and Delete are each one Lua script, run with
 // EVALSHA: one round trip. Times are stored to the nanosecond and come
 // only from the caller; no script calls TIME.
@@ -114,6 +115,22 @@
 // expiry with its own clock: a Redis clock ahead of the application
 // servers' ends sessions early by the difference, so choose d well above
 // the manager's timeout.
+//
+// # Client cache
+//
+// WithClientCache keeps records in the process, so that a Load of a
+// session the store read or wrote before costs no round trip: a read-only
+// request does not reach Redis, a counter request reaches it once. It
+// stays coherent with the other stores over the same keys through their
+// change messages: on one server, every script that changes records
+// publishes the key and the record's new version and ATime on the store's
+// change channel, in the order the scripts ran, and each cache drops a
+// record any other write contradicts. A Load may thus miss another
+// store's change of the last moments (under a millisecond on loopback; at
+// most a second, beyond which a silent subscription stops the cache from
+// serving). Writes always run in Redis, so a stale read costs at most a
+// conflict, never a lost update or a revived session. It needs a
+// *redis.Client (not a Cluster); see WithClientCache and cache.go.
 //
 // # Failures
 //

@@ -114,6 +114,24 @@ func TestRedisTwoServersShareCounts(t *testing.T) {
 	}
 }
 
+// TestRedisCacheTwoServersShareCounts: the same with each server's client
+// cache on (-redis-cache): each sees the other's increments, and none is
+// lost, however fresh its cached copy of the session.
+func TestRedisCacheTwoServersShareCounts(t *testing.T) {
+	args := []string{"-store", "redis", "-dsn", proctest.RedisDSN(t), "-redis-cache", "8"}
+	p1, p2 := start(t, t.TempDir(), args...), start(t, t.TempDir(), args...)
+	if !strings.Contains(p1.Line, "client cache of 8 MiB") {
+		t.Fatalf("start-up line %q does not name the client cache", p1.Line)
+	}
+	b := newBrowser(t, p1.Base)
+	for i := 1; i <= 40; i++ {
+		b.base = []string{p1.Base, p2.Base}[i%2]
+		if got := b.get("/count"); got != fmt.Sprint(i) {
+			t.Fatalf("request %d (server %d): %q, want %d", i, 1+i%2, got, i)
+		}
+	}
+}
+
 func TestDatabaseStoresNeedDSN(t *testing.T) {
 	for _, name := range []string{"postgres", "mysql"} {
 		err := run(context.Background(), []string{"-store", name}, os.Stdout)
@@ -140,6 +158,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"stray"}, 2, `unexpected argument "stray"`},
 		{[]string{"-store", "memory", "-dir", "/tmp/x"}, 2, "-dir does not apply to -store memory"},
 		{[]string{"-store", "disk", "-dsn", "x", "-table", "t"}, 2, "-dsn, -table does not apply to -store disk"},
+		{[]string{"-store", "postgres", "-dsn", "x", "-redis-cache", "8"}, 2, "-redis-cache does not apply to -store postgres"},
 		{[]string{"-store", "nosuch"}, 2, `unknown store "nosuch"`},
 		{[]string{"-nosuchflag"}, 2, "flag provided but not defined"},
 		// A store that cannot work is refused at start-up, with the cause.

@@ -27,6 +27,7 @@ const Default = "disk"
 type Flags struct {
 	fs                    *flag.FlagSet
 	name, dir, dsn, table *string
+	redisCache            *int
 }
 
 // kind is one store: which flags it reads, and how it opens.
@@ -75,15 +76,21 @@ var kinds = map[string]kind{
 		}
 		return s, "mysql store, table " + s.Table(), func() { s.Close() }, nil
 	}},
-	"redis": {flags: []string{"dsn"}, open: func(ctx context.Context, f *Flags) (session.Store, string, func(), error) {
+	"redis": {flags: []string{"dsn", "redis-cache"}, open: func(ctx context.Context, f *Flags) (session.Store, string, func(), error) {
 		if *f.dsn == "" {
 			return nil, "", nil, errors.New("-store redis needs -dsn, e.g. redis://127.0.0.1:6379/0")
 		}
-		s, err := redisstore.Open(ctx, *f.dsn)
+		var opts []redisstore.Option
+		what := ""
+		if *f.redisCache > 0 {
+			opts = append(opts, redisstore.WithClientCache(*f.redisCache<<20))
+			what = fmt.Sprintf(", client cache of %d MiB", *f.redisCache)
+		}
+		s, err := redisstore.Open(ctx, *f.dsn, opts...)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		return s, "redis store at " + *f.dsn + ", keys " + s.KeyPrefix() + "*", func() { s.Close() }, nil
+		return s, "redis store at " + *f.dsn + ", keys " + s.KeyPrefix() + "*" + what, func() { s.Close() }, nil
 	}},
 }
 
@@ -100,11 +107,12 @@ func Names() []string {
 // Register defines -store and the flags of every store on fs.
 func Register(fs *flag.FlagSet) *Flags {
 	return &Flags{
-		fs:    fs,
-		name:  fs.String("store", Default, "session store: "+strings.Join(Names(), ", ")),
-		dir:   fs.String("dir", "./sessions", "directory of the disk store"),
-		dsn:   fs.String("dsn", "", "data source name of the postgres, mysql or redis store (redis://host:port/db)"),
-		table: fs.String("table", "sessions", "table of the postgres or mysql store (created if missing)"),
+		fs:         fs,
+		name:       fs.String("store", Default, "session store: "+strings.Join(Names(), ", ")),
+		dir:        fs.String("dir", "./sessions", "directory of the disk store"),
+		dsn:        fs.String("dsn", "", "data source name of the postgres, mysql or redis store (redis://host:port/db)"),
+		table:      fs.String("table", "sessions", "table of the postgres or mysql store (created if missing)"),
+		redisCache: fs.Int("redis-cache", 0, "MiB of client cache for the redis store (0: none)"),
 	}
 }
 
@@ -119,7 +127,7 @@ func (f *Flags) Open(ctx context.Context) (session.Store, string, func(), error)
 	}
 	var stray []string
 	f.fs.Visit(func(fl *flag.Flag) {
-		if slices.Contains([]string{"dir", "dsn", "table"}, fl.Name) && !slices.Contains(k.flags, fl.Name) {
+		if slices.Contains([]string{"dir", "dsn", "table", "redis-cache"}, fl.Name) && !slices.Contains(k.flags, fl.Name) {
 			stray = append(stray, "-"+fl.Name)
 		}
 	})
