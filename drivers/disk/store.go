@@ -792,8 +792,12 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 }
 
 // commit ends Create, Update and Touch: it writes buf, the encoding of
-// rec, as key's file, and caches rec (see cache.go). On error it evicts
-// key instead, since a failed directory fsync comes after the rename.
+// rec, as key's file, and caches rec if it replaced a file (see cache.go).
+// A new session is cached by its first Load instead: adding an entry (a
+// copy of the data, a map insertion) would make a Create slower with the
+// cache than without it, for a record the next request may never read
+// here. On error it evicts key, since a failed directory fsync comes
+// after the rename.
 func (s *Store) commit(op string, i int, key, path string, buf []byte, rec session.Record, replace bool) error {
 	ctr := s.cache.begin(i, key)
 	err := s.write(&s.shards[i], path, buf, replace)
@@ -802,7 +806,9 @@ func (s *Store) commit(op string, i int, key, path string, buf []byte, rec sessi
 		s.cache.evict(i, key)
 		return opErr(op, err)
 	}
-	s.cache.store(i, key, v, rec)
+	if replace {
+		s.cache.store(i, key, v, rec)
+	}
 	return nil
 }
 
