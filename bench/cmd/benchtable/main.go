@@ -4,7 +4,7 @@
 // project's issue with the ratios computed from those medians, each marked
 // met or missed.
 //
-//	go run ./cmd/benchtable results.txt
+//	go run ./cmd/benchtable results.txt [more.txt ...]   # the files' samples pooled
 //
 // benchstat gives the confidence intervals and significance of each
 // comparison; this command only arranges medians and applies the targets,
@@ -22,23 +22,27 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtable results.txt")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchtable results.txt...")
 		os.Exit(2)
 	}
-	f, err := os.Open(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	var readers []io.Reader
+	for _, name := range os.Args[1:] {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		readers = append(readers, f)
 	}
-	defer f.Close()
-	res, err := parse(f)
+	res, err := parse(io.MultiReader(readers...))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	if len(res.order) == 0 {
-		fmt.Fprintln(os.Stderr, "no BenchmarkSessions results in", os.Args[1])
+		fmt.Fprintln(os.Stderr, "no BenchmarkSessions or BenchmarkDiskWrites results in", strings.Join(os.Args[1:], ", "))
 		os.Exit(1)
 	}
 	writeMedians(os.Stdout, res)
@@ -226,8 +230,16 @@ func targets() []target {
 		target{what: "redis Counter: ours time / scs", num: k("ours-redis", "Counter"), den: k("scs-redis", "Counter"), unit: "ns/op", bound: 0.7},
 		target{what: "redis ReadOnly: ours allocs / scs", num: k("ours-redis", "ReadOnly"), den: k("scs-redis", "ReadOnly"), unit: "allocs/op", bound: 0.25},
 		target{what: "redis Counter: ours allocs / scs", num: k("ours-redis", "Counter"), den: k("scs-redis", "Counter"), unit: "allocs/op", bound: 0.25},
+		// With the client cache (WithClientCache): no round trip for a
+		// read the cache holds.
+		target{what: "redis ReadOnly round trips, ours with the client cache", num: k("ours-redis-cache", "ReadOnly"), unit: "roundtrips/op", bound: 0, exact: true},
+		target{what: "redis New round trips, ours with the client cache", num: k("ours-redis-cache", "New"), unit: "roundtrips/op", bound: 1, exact: true},
+		target{what: "redis ReadOnly: ours with the client cache, time / scs", num: k("ours-redis-cache", "ReadOnly"), den: k("scs-redis", "ReadOnly"), unit: "ns/op", bound: 0.7},
+		target{what: "redis Counter: ours with the client cache, time / scs", num: k("ours-redis-cache", "Counter"), den: k("scs-redis", "Counter"), unit: "ns/op", bound: 0.7},
+		target{what: "redis ReadOnly: ours with the client cache, allocs / scs", num: k("ours-redis-cache", "ReadOnly"), den: k("scs-redis", "ReadOnly"), unit: "allocs/op", bound: 0.25},
+		target{what: "redis Counter: ours with the client cache, allocs / scs", num: k("ours-redis-cache", "Counter"), den: k("scs-redis", "Counter"), unit: "allocs/op", bound: 0.25},
 	)
-	for _, b := range []string{"ours-memory", "ours-disk", "ours-disk-nocache", "ours-postgres", "ours-mysql", "ours-redis"} {
+	for _, b := range []string{"ours-memory", "ours-disk", "ours-disk-nocache", "ours-postgres", "ours-mysql", "ours-redis", "ours-redis-cache"} {
 		for _, s := range []string{"ReadOnly", "ReadOnlyParallel"} {
 			ts = append(ts, target{what: b + " " + s + ": store writes per request", num: k(b, s), unit: "storewrites/op", bound: 0, exact: true})
 		}
