@@ -105,7 +105,7 @@ type shard struct {
 	sem chan struct{}
 	// Guarded by sem:
 	lockFd  int  // -1 until first use
-	spareOK bool     // the spare file exists
+	spareOK bool // the spare file exists
 }
 
 var _ session.Store = (*Store)(nil)
