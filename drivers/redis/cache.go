@@ -276,9 +276,11 @@ func (c *clientCache) receive(ctx context.Context) {
 			// on a connection that stays subscribed. Any other error
 			// loses the subscription until go-redis subscribes again.
 			flush := errors.Is(err, redis.Nil) || strings.Contains(err.Error(), "pubsub message payload")
-			c.reset(flush)
-			if !flush {
-				c.log.Warn("redis: client cache: subscription lost; serving no cached record until it is back", "err", err)
+			if wasLive := c.reset(flush); !flush {
+				if wasLive {
+					// Once per outage, not once per attempt to reconnect.
+					c.log.Warn("redis: client cache: subscription lost; serving no cached record until it is back", "err", err)
+				}
 				select {
 				case <-ctx.Done():
 					return
@@ -290,16 +292,19 @@ func (c *clientCache) receive(ctx context.Context) {
 }
 
 // reset empties the cache and refuses fills begun before it; live says
-// whether it may serve again (the subscription holds).
-func (c *clientCache) reset(live bool) {
+// whether it may serve again (the subscription holds). It reports whether
+// the cache was live before.
+func (c *clientCache) reset(live bool) (wasLive bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	wasLive = c.live
 	c.live = live
 	c.epoch++
 	clear(c.entries)
 	clear(c.pending)
 	clear(c.writing) // every fill in flight is refused by the epoch
 	c.bytes = 0
+	return wasLive
 }
 
 // apply applies one change message.

@@ -3,8 +3,11 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -410,4 +413,72 @@ func TestClientCacheRefusedOnCluster(t *testing.T) {
 	if _, err := New(testCtx(t), c, WithClientCache(0)); err == nil {
 		t.Error("WithClientCache(0) accepted")
 	}
+	if _, err := New(testCtx(t), c, WithLogger(nil)); err == nil || !strings.Contains(err.Error(), "nil logger") {
+		t.Errorf("WithLogger(nil) = %v", err)
+	}
 }
+
+// A private server stopped and started again, empty (no persistence),
+// under a store with the client cache: once the subscription notices, the
+// cache serves nothing; it reports the loss once, not at every attempt to
+// reconnect; and after the restart it does not serve the records the
+// server lost.
+func TestClientCacheAcrossRestart(t *testing.T) {
+	requireBinaries(t)
+	n := &node{port: freePort(), dir: t.TempDir()}
+	start := func() {
+		t.Helper()
+		cmd := exec.Command("redis-server", "--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
+			"--dir", n.dir, "--logfile", "redis.log", "--save", "", "--appendonly", "no")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		n.cmd, n.done = cmd, make(chan struct{})
+		go func(done chan struct{}) { cmd.Wait(); close(done) }(n.done)
+		cl := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
+		defer cl.Close()
+		if err := waitFor("private redis-server", func() error { return cl.Ping(context.Background()).Err() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start()
+	t.Cleanup(n.kill)
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(b)
+	}), nil))
+	c := redis.NewClient(&redis.Options{Addr: n.addr(), ContextTimeoutEnabled: true, MaxRetries: 1})
+	t.Cleanup(func() { c.Close() })
+	s, err := New(testCtx(t), c, WithClientCache(1<<20), WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	mustCreate(t, s, "k", rec("x", t0))
+	if _, ok := s.cache.get("k"); !ok {
+		t.Fatal("a created record is not cached")
+	}
+
+	n.kill()
+	eventually(t, "with the server down, the cache still serves", func() error {
+		if _, err := s.Load(context.Background(), "k"); err == nil {
+			return errors.New("Load succeeded")
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // many attempts to subscribe again
+	start()
+	eventually(t, "after a restart that lost the record, the cache serves it", wantGone(s, "k"))
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Count(logs.String(), "subscription lost"); got != 1 {
+		t.Errorf("the lost subscription was reported %d times, want once:\n%s", got, logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

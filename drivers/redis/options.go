@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -29,6 +30,7 @@ type options struct {
 	expiry    time.Duration // 0: no expiry
 	batch     int
 	cacheSize int // bytes; 0: no client cache
+	logger    *slog.Logger
 }
 
 func defaultOptions() options {
@@ -120,6 +122,19 @@ func WithClientCache(size int) Option {
 			return fmt.Errorf("client cache size must be positive, got %d", size)
 		}
 		o.cacheSize = size
+		return nil
+	}
+}
+
+// WithLogger sets where the store reports what it cannot return as an
+// error (so far, a client cache's lost subscription, once per outage);
+// slog.Default() by default.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return fmt.Errorf("nil logger")
+		}
+		o.logger = l
 		return nil
 	}
 }

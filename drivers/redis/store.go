@@ -122,7 +122,11 @@ func newStore(ctx context.Context, c redis.UniversalClient, owned bool, opts []O
 			return nil, wrap(ctx, "publish on the change channel "+s.channel+" (the store's writes announce themselves there for client caches; grant the store's user that channel)", err)
 		}
 		if s.opts.cacheSize > 0 {
-			cache, err := startCache(ctx, one, s.channel, s.opts.cacheSize, slog.Default())
+			log := s.opts.logger
+			if log == nil {
+				log = slog.Default()
+			}
+			cache, err := startCache(ctx, one, s.channel, s.opts.cacheSize, log)
 			if err != nil {
 				return nil, wrap(ctx, "client cache: subscribe to "+s.channel, err)
 			}
