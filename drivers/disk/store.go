@@ -57,8 +57,12 @@ type Store struct {
 	storeFd   int // the .store file, flocked while the store is open
 
 	// noExchange is set when the file system refuses RENAME_EXCHANGE:
-	// writes then rename the spare over the session file.
-	noExchange atomic.Bool
+	// writes then rename the spare over the session file. noInPlace is
+	// set when the file system refuses to write a file with no permission
+	// bits through the descriptor that created it (some network file
+	// systems check permissions on every write): Create then goes through
+	// the spare.
+	noExchange, noInPlace atomic.Bool
 	// madeMode is the mode the files this store creates get (fileMode
 	// less the process's umask), read off its .store file. Create writes
 	// new session files in place (createInPlace) only if it is not 0,
@@ -87,6 +91,9 @@ type Store struct {
 	// testHookLoadRead, if set, runs in Load between reading a file and
 	// inserting it into the cache.
 	testHookLoadRead func()
+	// testHookInPlaceWrite, if set, replaces the write of a file created
+	// in place (createInPlace).
+	testHookInPlaceWrite func(fd int, path string, buf []byte) error
 	// testHookSweepEntry, if set, runs in Sweep before it reads the header
 	// of the session file at path.
 	testHookSweepEntry func(path string)
@@ -522,7 +529,12 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 // file is intact (or, if only the final directory fsync failed, replaced).
 func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
 	if !replace && !sh.index && s.inPlace() {
-		return s.createInPlace(sh, path, buf)
+		err := s.createInPlace(sh, path, buf)
+		if !errors.Is(err, errInPlaceRefused) {
+			return err
+		}
+		// The name was free (O_EXCL), the unfinished file is removed and
+		// this store holds the shard's lock: the spare may take the name.
 	}
 	fd, fresh, err := s.takeSpare(sh)
 	if err != nil {
@@ -571,7 +583,7 @@ func (s *Store) write(sh *shard, path string, buf []byte, replace bool) error {
 // Not when durable: in-place creation would need a third fsync, for the
 // mode change after the data, to survive a power failure as the spare's
 // rename does.
-func (s *Store) inPlace() bool { return !s.durable && s.madeMode != 0 }
+func (s *Store) inPlace() bool { return !s.durable && s.madeMode != 0 && !s.noInPlace.Load() }
 
 // createInPlace makes buf the content of a new session file at path,
 // failing with session.ErrExists if a file is there. It creates the file
@@ -614,7 +626,11 @@ func (s *Store) createInPlace(sh *shard, path string, buf []byte) error {
 	if err != nil {
 		return err
 	}
-	err = writeFile(fd, path, buf, int64(len(buf)))
+	if s.testHookInPlaceWrite != nil {
+		err = s.testHookInPlaceWrite(fd, path, buf)
+	} else {
+		err = writeFile(fd, path, buf, int64(len(buf)))
+	}
 	if err == nil {
 		err = chmodFd(fd, path, s.madeMode)
 	}
@@ -627,11 +643,23 @@ func (s *Store) createInPlace(sh *shard, path string, buf []byte) error {
 		// it while this store holds the shard's lock.
 		if rerr := removeFile(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			s.reportOnce(path, "disk: cannot remove a session file whose creation failed", rerr)
+			return err
+		}
+		if errors.Is(err, fs.ErrPermission) && !s.noInPlace.Swap(true) {
+			s.log.Warn("disk: the file system refuses to write a new file before it has permission bits; creating sessions through the spare file from now on",
+				"dir", s.root, "err", err)
+		}
+		if s.noInPlace.Load() {
+			return errInPlaceRefused
 		}
 		return err
 	}
 	return nil
 }
+
+// errInPlaceRefused: createInPlace found the file system refusing it, and
+// left nothing behind; the caller creates the file through the spare.
+var errInPlaceRefused = errors.New("in-place creation refused")
 
 // takeSpare opens the store's spare file in the shard for rewriting,
 // holding an exclusive flock on it, or makes a new one (fresh: empty).

@@ -1032,6 +1032,42 @@ func TestCreateInPlaceAndThroughSpare(t *testing.T) {
 	}
 }
 
+// A file system that refuses to write a new file through the descriptor
+// that created it without permission bits (as some network file systems
+// do) makes the store create sessions through the spare from then on, and
+// the Create that found out still succeeds, leaving nothing behind.
+func TestCreateInPlaceRefused(t *testing.T) {
+	dir := t.TempDir()
+	var logs logSink
+	s := newStore(t, dir, WithCacheSize(0), WithLogger(logs.logger()))
+	ctx := context.Background()
+	refusals := 0
+	s.testHookInPlaceWrite = func(fd int, path string, buf []byte) error {
+		refusals++
+		return pathErr("write", path, syscall.EACCES)
+	}
+	for _, key := range []string{"a", "b"} {
+		if err := s.Create(ctx, key, rec("v-"+key, t0)); err != nil {
+			t.Fatalf("Create(%s) = %v", key, err)
+		}
+		if got, err := s.Load(ctx, key); err != nil || string(got.Data) != "v-"+key {
+			t.Errorf("Load(%s) = %q, %v", key, got.Data, err)
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("in-place creation tried %d times, want once: the store should stop after the refusal", refusals)
+	}
+	if err := s.Create(ctx, "a", rec("again", t0)); !errors.Is(err, session.ErrExists) {
+		t.Errorf("Create of a taken key through the spare = %v, want ErrExists", err)
+	}
+	if temps := tempFiles(t, dir); len(temps) != 0 {
+		t.Errorf("left behind: %v", temps)
+	}
+	if n := logs.count("through the spare file"); n != 1 {
+		t.Errorf("logged the fallback %d times, want once", n)
+	}
+}
+
 // A Create killed in the middle leaves its session file without
 // permission bits. No reader takes it for a session, the key can be
 // created again, and Cleanup removes such a file; Update, Touch and Delete
