@@ -447,16 +447,20 @@ func (c *clientCache) markWrite(key string) cacheMark {
 //   - If that message came and another change followed, or a deletion
 //     came since m (after which a new record could bear the same stamp),
 //     rec is not cached.
-//   - Otherwise the message is still to come. If own says this store made
-//     the write (after m, so its message is certainly still to come), rec
-//     is the latest state known: it is cached awaiting its message (see
-//     change). A record read, not written, waits in pending until its
-//     message comes, since that message may also have come before m and
-//     been superseded.
+//   - Otherwise the message is still to come. If this store wrote rec
+//     whole (fillWritten: after m, so its message is certainly still to
+//     come), rec is the latest state known: it is cached awaiting its
+//     message (see change). A record read (fillRead) waits in pending
+//     until its message comes, since that message may also have come
+//     before m and been superseded.
+//   - A record this store touched (fillTouched) is known only if no other
+//     write came between the read it was cached from and the Touch, which
+//     only the Touch's own message tells (its stamp carries the version
+//     touched): it always waits in pending for that message.
 //
 // Whatever happens, the key's previous entry is dropped: it must not
 // shadow what the call read or wrote. rec.Data is copied.
-func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMark, own bool) {
+func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMark, kind fillKind) {
 	st := stampOf(rec)
 	size := len(key) + len(rec.Data) + len(rec.Owner) + cacheEntryOverhead
 	rec.Data = bytes.Clone(rec.Data)
@@ -480,7 +484,11 @@ func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMa
 	e := &cacheEntry{rec: rec, stamp: st, pxat: pxat, size: size}
 	kc := c.changes[key]
 	if kc == nil || kc.last[(kc.n-1)%keyHistory].seq <= m.seq {
-		e.awaiting = own
+		if kind == fillTouched {
+			c.addPending(key, e)
+			return
+		}
+		e.awaiting = kind == fillWritten
 		c.insert(key, e)
 		return
 	}
@@ -508,21 +516,35 @@ func (c *clientCache) fill(key string, rec session.Record, pxat int64, m cacheMa
 	case itsOwn:
 		c.insert(key, e)
 	case !complete:
-	case own:
+	case kind == fillWritten:
 		e.awaiting = true
 		c.insert(key, e)
 	default:
-		e.born = time.Now().UnixNano()
-		if len(c.pending) >= maxPending {
-			for k, p := range c.pending {
-				if e.born-p.born > int64(cacheStaleness) {
-					delete(c.pending, k)
-				}
+		c.addPending(key, e)
+	}
+}
+
+// fillKind says how a call came by the record it fills the cache with.
+type fillKind int
+
+const (
+	fillRead    fillKind = iota // read from Redis (Load)
+	fillWritten                 // written whole by this store (Create, Update)
+	fillTouched                 // a cached record this store touched
+)
+
+// addPending makes e wait for its own change message. The caller holds mu.
+func (c *clientCache) addPending(key string, e *cacheEntry) {
+	e.born = time.Now().UnixNano()
+	if len(c.pending) >= maxPending {
+		for k, p := range c.pending {
+			if e.born-p.born > int64(cacheStaleness) {
+				delete(c.pending, k)
 			}
 		}
-		if len(c.pending) < maxPending {
-			c.pending[key] = e
-		}
+	}
+	if len(c.pending) < maxPending {
+		c.pending[key] = e
 	}
 }
 

@@ -277,7 +277,7 @@ func TestClientCacheFillRules(t *testing.T) {
 
 	m := c.mark()
 	c.apply(msg(r, "own"))
-	c.fill("own", r, 0, m, false)
+	c.fill("own", r, 0, m, fillRead)
 	if !cached("own") {
 		t.Error("a record whose own change came in meanwhile is not cached")
 	}
@@ -286,28 +286,28 @@ func TestClientCacheFillRules(t *testing.T) {
 	other := r
 	other.Version = 4
 	c.apply(msg(other, "k"))
-	c.fill("k", r, 0, m, false)
+	c.fill("k", r, 0, m, fillRead)
 	if cached("k") {
 		t.Error("cached a record another change superseded meanwhile")
 	}
 
-	c.fill("gone", r, 0, c.mark(), false)
+	c.fill("gone", r, 0, c.mark(), fillRead)
 	m = c.mark()
 	c.apply("Dgone x y")
 	c.apply(msg(r, "gone")) // deleted, then created again with the same stamp
-	c.fill("gone", r, 0, m, false)
+	c.fill("gone", r, 0, m, fillRead)
 	if cached("gone") {
 		t.Error("cached a record deleted meanwhile")
 	}
 
 	// A late message of an earlier write: the fill is refused, and the
 	// entry it would have replaced is dropped, not left to be served.
-	c.fill("late", r, 0, c.mark(), false)
+	c.fill("late", r, 0, c.mark(), fillRead)
 	m = c.mark()
 	older := r
 	older.Version = 2
 	c.apply(msg(older, "late"))
-	c.fill("late", other, 0, m, false)
+	c.fill("late", other, 0, m, fillRead)
 	if cached("late") {
 		t.Error("served a record before its own change came, in place of the entry it replaced")
 	}
@@ -324,7 +324,7 @@ func TestClientCacheFillRules(t *testing.T) {
 	// after the deletion could bear the same stamp.
 	m = c.mark()
 	c.apply(msg(older, "del"))
-	c.fill("del", other, 0, m, false)
+	c.fill("del", other, 0, m, fillRead)
 	c.apply("Ddel")
 	c.apply(msg(other, "del"))
 	if cached("del") {
@@ -337,7 +337,7 @@ func TestClientCacheFillRules(t *testing.T) {
 	// and any later change drops it.
 	m = c.mark()
 	c.apply(msg(older, "mine"))
-	c.fill("mine", other, 0, m, true)
+	c.fill("mine", other, 0, m, fillWritten)
 	if !cached("mine") {
 		t.Error("this store's write is not cached while an earlier write's message came late")
 	}
@@ -350,27 +350,51 @@ func TestClientCacheFillRules(t *testing.T) {
 	if cached("mine") {
 		t.Error("a change after the write's own message left the written record cached")
 	}
-	c.fill("mine2", other, 0, c.mark(), true)
+	c.fill("mine2", other, 0, c.mark(), fillWritten)
 	c.apply("Dmine2")
 	if cached("mine2") {
 		t.Error("a deletion left a written record awaiting its message cached")
+	}
+
+	// A record this store touched waits for the Touch's own message, which
+	// carries the version touched: an earlier write's late message leaves
+	// it waiting, its own makes it an entry, and a Touch that found
+	// another version (an Update came between the read and the Touch)
+	// never makes one.
+	touched := r
+	touched.ATime = t0.Add(time.Hour)
+	c.fill("t", touched, 0, c.mark(), fillTouched)
+	if cached("t") {
+		t.Error("a touched record is served before the Touch's message came")
+	}
+	c.apply(msg(older, "t"))
+	c.apply(msg(touched, "t"))
+	if !cached("t") {
+		t.Error("a touched record is not cached once the Touch's message came")
+	}
+	c.fill("t2", touched, 0, c.mark(), fillTouched)
+	other2 := touched
+	other2.Version = 9
+	c.apply(msg(other2, "t2"))
+	if cached("t2") {
+		t.Error("a touched record was cached although the Touch's message names another version")
 	}
 
 	// A call whose key a later write of this store began to change while
 	// it ran does not cache what it read or wrote.
 	m = c.mark()
 	later := c.markWrite("raced")
-	c.fill("raced", r, 0, m, false)
+	c.fill("raced", r, 0, m, fillRead)
 	if cached("raced") {
 		t.Error("a Load's record was cached although a write of the key began after the Load")
 	}
 	first := c.markWrite("raced2")
 	c.markWrite("raced2")
-	c.fill("raced2", r, 0, first, true)
+	c.fill("raced2", r, 0, first, fillWritten)
 	if cached("raced2") {
 		t.Error("a write's record was cached although a later write of the key began before it finished")
 	}
-	c.fill("raced", other, 0, later, true)
+	c.fill("raced", other, 0, later, fillWritten)
 	if !cached("raced") {
 		t.Error("the later write's record is not cached")
 	}
@@ -380,7 +404,7 @@ func TestClientCacheFillRules(t *testing.T) {
 	for i := range recentChanges {
 		c.apply("Dn" + strconv.Itoa(i))
 	}
-	c.fill("many", r, 0, m, false)
+	c.fill("many", r, 0, m, fillRead)
 	if cached("many") {
 		t.Error("cached a record across more changes than the cache remembers")
 	}
@@ -391,13 +415,13 @@ func TestClientCacheFillRules(t *testing.T) {
 	// An epoch change (flush, lost subscription) refuses earlier fills.
 	m = c.mark()
 	c.reset(true)
-	c.fill("epoch", r, 0, m, false)
+	c.fill("epoch", r, 0, m, fillRead)
 	if cached("epoch") {
 		t.Error("cached a record read before the cache was emptied")
 	}
 
 	// Redis's expiry bounds an entry's life.
-	c.fill("exp", r, time.Now().Add(-time.Millisecond).UnixMilli(), c.mark(), false)
+	c.fill("exp", r, time.Now().Add(-time.Millisecond).UnixMilli(), c.mark(), fillRead)
 	if cached("exp") {
 		t.Error("served a record past its Redis expiry")
 	}

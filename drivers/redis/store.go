@@ -332,7 +332,7 @@ func (s *Store) Load(ctx context.Context, key string) (session.Record, error) {
 		return session.Record{}, fmt.Errorf("redis: load: %s: %w", rk, err)
 	}
 	if s.cache != nil {
-		s.cache.fill(key, rec, s.pxat(rec.ATime), mark, false)
+		s.cache.fill(key, rec, s.pxat(rec.ATime), mark, fillRead)
 	}
 	return rec, nil
 }
@@ -373,7 +373,7 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 		return session.ErrExists
 	}
 	if s.cache != nil {
-		s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: rec.Created, Version: 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, true)
+		s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: rec.Created, Version: 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, fillWritten)
 	}
 	if rec.Owner == "" {
 		return nil
@@ -456,7 +456,7 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	if s.cache != nil {
 		if created, ok := res[2].(string); ok && len(created) == timeLen {
 			s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: getTime([]byte(created)),
-				Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, true)
+				Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, fillWritten)
 		} else {
 			s.cache.drop(key)
 		}
@@ -515,7 +515,7 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 		// between), so not as this store's own write, but as a record
 		// that waits for the Touch's change message to bear its stamp.
 		cached.ATime = atime
-		s.cache.fill(key, cached, s.pxat(atime), mark, false)
+		s.cache.fill(key, cached, s.pxat(atime), mark, fillTouched)
 	}
 	return nil
 }
