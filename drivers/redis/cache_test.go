@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -506,3 +508,72 @@ func TestClientCacheAcrossRestart(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// Three stores over the same keys, two with the client cache, race
+// Creates, Updates, Touches and Deletes on a few keys from several
+// goroutines. Whatever interleaving happened, once every cache has applied
+// what was published, each store loads exactly what Redis holds: no cache
+// keeps a record another write replaced or removed.
+func TestClientCacheConvergesUnderRacingWrites(t *testing.T) {
+	c := newClient(t)
+	prefix := uniquePrefix(t, c)
+	var stores []*Store
+	for _, opts := range [][]Option{{WithClientCache(1 << 20)}, {WithClientCache(1 << 20)}, nil} {
+		s, err := New(testCtx(t), newClient(t), append([]Option{WithKeyPrefix(prefix)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	keys := []string{"k0", "k1", "k2", "k3"}
+	ctx := testCtx(t)
+	for round := range 5 {
+		var wg sync.WaitGroup
+		for g := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				for i := range 300 {
+					s := stores[rng.IntN(len(stores))]
+					key := keys[rng.IntN(len(keys))]
+					at := t0.Add(time.Duration(round*10000+g*1000+i) * time.Millisecond)
+					switch op := rng.IntN(10); {
+					case op < 2:
+						_ = s.Create(ctx, key, rec(fmt.Sprintf("c%d.%d.%d", round, g, i), at))
+					case op < 7:
+						cur, err := s.Load(ctx, key)
+						if err != nil {
+							continue
+						}
+						cur.Data, cur.ATime = []byte(fmt.Sprintf("u%d.%d.%d", round, g, i)), at
+						_ = s.Update(ctx, key, cur) // a conflict is fine: a stale read was refused
+					case op < 9:
+						_ = s.Touch(ctx, key, at)
+					default:
+						_ = s.Delete(ctx, key)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, s := range stores {
+			if err := s.SyncCache(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		truth := stores[2]
+		for _, key := range keys {
+			want, werr := truth.Load(ctx, key)
+			for i, s := range stores[:2] {
+				got, err := s.Load(ctx, key)
+				if errors.Is(werr, session.ErrNotFound) != errors.Is(err, session.ErrNotFound) ||
+					got.Version != want.Version || !got.ATime.Equal(want.ATime) || string(got.Data) != string(want.Data) {
+					t.Fatalf("round %d, %s: cached store %d loads version %d %q at %v (err %v); Redis holds version %d %q at %v (err %v)",
+						round, key, i, got.Version, got.Data, got.ATime, err, want.Version, want.Data, want.ATime, werr)
+				}
+			}
+		}
+	}
+}
