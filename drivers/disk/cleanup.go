@@ -248,26 +248,17 @@ func (s *Store) sweepShard(ctx context.Context, i int, cutoff time.Time, r *Swee
 			owned = append(owned, [2]string{h.owner, key})
 		}
 	}
+	// Session files a Create was writing: every creator holds this lock,
+	// so one still unfinished now was left by a crash.
+	for _, path := range unfinished {
+		if fi, err := lstatPath(path); err == nil && fi.unfinished() {
+			temps = append(temps, path)
+		}
+	}
 	// Temp files and the spares of closed stores: no live store writes
 	// them (a store's spare is written only under this lock, by that
 	// store, which is gone), so no clock or mtime is needed to tell.
 	for _, path := range temps {
-		if err := removeFile(path); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return err
-		}
-		r.TempRemoved++
-		removed = true
-	}
-	// Session files a Create was writing: every creator holds this lock,
-	// so one still without permission bits now was left by a crash.
-	for _, path := range unfinished {
-		fi, err := lstatPath(path)
-		if err != nil || !fi.regular || fi.perm != 0 {
-			continue
-		}
 		if err := removeFile(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue

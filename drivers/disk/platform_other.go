@@ -25,6 +25,7 @@ type fileInfo struct {
 }
 
 func (a fileInfo) sameFile(b fileInfo) bool { return a == b }
+func (a fileInfo) unfinished() bool         { return false }
 
 var errPlatform = platformSupported()
 

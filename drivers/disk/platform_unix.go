@@ -30,6 +30,10 @@ type fileInfo struct {
 
 func (a fileInfo) sameFile(b fileInfo) bool { return a.dev == b.dev && a.ino == b.ino }
 
+// unfinished reports a session file a Create has not finished: a regular
+// file with no permission bits (see Store.createInPlace).
+func (a fileInfo) unfinished() bool { return a.regular && a.perm == 0 }
+
 func pathErr(op, path string, err error) error {
 	return &fs.PathError{Op: op, Path: path, Err: err}
 }

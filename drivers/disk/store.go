@@ -472,7 +472,7 @@ func (s *Store) openSession(path string) (int, error) {
 			switch {
 			case !fi.regular:
 				return -1, corrupt("%s is not a regular file", path)
-			case fi.perm == 0:
+			case fi.unfinished():
 				return -1, unfinished(path)
 			}
 		}
@@ -506,7 +506,7 @@ func (s *Store) readOpen(fd int, path string, max int, check bool) ([]byte, erro
 	if !fi.regular {
 		return nil, corrupt("%s is not a regular file", path)
 	}
-	if fi.perm == 0 {
+	if fi.unfinished() {
 		return nil, unfinished(path)
 	}
 	if max >= maxFileSize {
@@ -605,7 +605,7 @@ func (s *Store) createInPlace(sh *shard, path string, buf []byte) error {
 			if lerr != nil && !errors.Is(lerr, fs.ErrNotExist) {
 				return lerr
 			}
-			if lerr == nil && (!fi.regular || fi.perm != 0) {
+			if lerr == nil && !fi.unfinished() {
 				return session.ErrExists
 			}
 			if lerr == nil {
@@ -730,7 +730,7 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 	// owner index entry, added first, needs to know before.
 	if rec.Owner != "" || !s.inPlace() {
 		switch fi, err := lstatPath(path); {
-		case err == nil && (!fi.regular || fi.perm != 0):
+		case err == nil && !fi.unfinished():
 			return opErr("create", session.ErrExists)
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return opErr("create", err)

@@ -702,16 +702,7 @@ func TestSubdirectoryRemovedUnderTheStore(t *testing.T) {
 	if err := s.Create(ctx, "k", rec("again", t0)); err != nil {
 		t.Fatalf("Create after the directory was removed: %v", err)
 	}
-	other := newStore(t, s.Dir(), WithCacheSize(0))
-	if err := other.lock(ctx, &other.shards[shardOf("k")]); err != nil {
-		t.Fatal(err)
-	}
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if err := s.Update(short, "k", session.Record{Data: []byte("x"), ATime: t0, Version: 1}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Update while another store holds the recreated lock = %v, want DeadlineExceeded", err)
-	}
-	other.unlock(&other.shards[shardOf("k")])
+	wantLockedOut(t, s, "k", "the recreated lock")
 	if got, err := s.Load(ctx, "k"); err != nil || string(got.Data) != "again" {
 		t.Errorf("Load = %q, %v", got.Data, err)
 	}
@@ -733,18 +724,27 @@ func TestLockFileReplacedUnderTheStore(t *testing.T) {
 	if err := os.Rename(sh.lockPath+".new", sh.lockPath); err != nil {
 		t.Fatal(err)
 	}
-	other := newStore(t, s.Dir(), WithCacheSize(0))
-	if err := other.lock(ctx, &other.shards[shardOf("k")]); err != nil {
-		t.Fatal(err)
-	}
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if err := s.Update(short, "k", session.Record{Data: []byte("x"), ATime: t0, Version: 1}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Update while another store holds the new lock file = %v, want DeadlineExceeded", err)
-	}
-	other.unlock(&other.shards[shardOf("k")])
+	wantLockedOut(t, s, "k", "the new lock file")
 	if err := s.Update(ctx, "k", session.Record{Data: []byte("x"), ATime: t0, Version: 1}); err != nil {
 		t.Errorf("Update once the lock is free = %v", err)
+	}
+}
+
+// wantLockedOut checks that another store over s's directory, holding the
+// lock of key's shard as it finds it at its path, keeps s's Update of key
+// (at version 1) waiting, and then lets the lock go.
+func wantLockedOut(t *testing.T, s *Store, key, lock string) {
+	t.Helper()
+	other := newStore(t, s.Dir(), WithCacheSize(0))
+	sh := &other.shards[shardOf(key)]
+	if err := other.lock(context.Background(), sh); err != nil {
+		t.Fatal(err)
+	}
+	defer other.unlock(sh)
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Update(short, key, session.Record{Data: []byte("x"), ATime: t0, Version: 1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Update while another store holds %s = %v, want DeadlineExceeded", lock, err)
 	}
 }
 
