@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,16 +453,7 @@ func TestClientCacheAcrossRestart(t *testing.T) {
 	n := &node{port: freePort(), dir: t.TempDir()}
 	start := func() {
 		t.Helper()
-		cmd := exec.Command("redis-server", "--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
-			"--dir", n.dir, "--logfile", "redis.log", "--save", "", "--appendonly", "no")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		n.cmd, n.done = cmd, make(chan struct{})
-		go func(done chan struct{}) { cmd.Wait(); close(done) }(n.done)
-		cl := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
-		defer cl.Close()
-		if err := waitFor("private redis-server", func() error { return cl.Ping(context.Background()).Err() }); err != nil {
+		if err := n.start("--appendonly", "no"); err != nil {
 			t.Fatal(err)
 		}
 	}

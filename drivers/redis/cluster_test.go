@@ -143,17 +143,21 @@ func startTestCluster(tb testing.TB, persist bool) *cluster {
 // startNode starts (or restarts) n's redis-server and waits until it
 // answers.
 func (c *cluster) startNode(n *node) error {
-	args := []string{
-		"--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
-		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-		"--cluster-node-timeout", "2000",
-		"--dir", n.dir, "--logfile", "redis.log", "--save", "",
-	}
+	opts := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}
 	if c.persist {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+		opts = append(opts, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
-		args = append(args, "--appendonly", "no")
+		opts = append(opts, "--appendonly", "no")
 	}
+	return n.start(opts...)
+}
+
+// start runs redis-server for n, on its port on loopback, in its directory
+// with its log there and no snapshots, plus opts, and waits until it
+// answers PING.
+func (n *node) start(opts ...string) error {
+	args := append([]string{"--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
+		"--dir", n.dir, "--logfile", "redis.log", "--save", ""}, opts...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		return err

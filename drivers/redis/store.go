@@ -366,7 +366,6 @@ func (s *Store) Create(ctx context.Context, key string, rec session.Record) erro
 	n, err := s.run(ctx, createScript, keys,
 		encode(rec, 1, token), score(rec.ATime), key, pxat, sweep, tok, s.channel).Int64()
 	if err != nil {
-		s.forget(key)
 		return wrap(ctx, "create", err)
 	}
 	if n < 0 {
@@ -425,7 +424,6 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 	}
 	res, err := s.run(ctx, updateScript, keys, args...).Slice()
 	if err != nil {
-		s.forget(key)
 		return wrap(ctx, "update", err)
 	}
 	if code(res) == updNeedsOwner {
@@ -437,29 +435,21 @@ func (s *Store) Update(ctx context.Context, key string, rec session.Record) erro
 		}
 		args[len(args)-2] = ownerAdded
 		if res, err = s.run(ctx, updateScript, keys, args...).Slice(); err != nil {
-			s.forget(key)
 			return wrap(ctx, "update", err)
 		}
 	}
 	switch code(res) {
 	case updNotFound:
-		s.forget(key)
 		return session.ErrNotFound
 	case updConflict:
-		s.forget(key)
 		return session.ErrConflict
 	case updDone:
 	default:
-		s.forget(key)
 		return fmt.Errorf("redis: update: unexpected reply %v", res)
 	}
-	if s.cache != nil {
-		if created, ok := res[2].(string); ok && len(created) == timeLen {
-			s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: getTime([]byte(created)),
-				Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, fillWritten)
-		} else {
-			s.cache.drop(key)
-		}
+	if created, ok := res[2].(string); ok && len(created) == timeLen && s.cache != nil {
+		s.cache.fill(key, session.Record{Data: rec.Data, ATime: rec.ATime, Created: getTime([]byte(created)),
+			Version: rec.Version + 1, Owner: rec.Owner}, s.pxat(rec.ATime), mark, fillWritten)
 	}
 	if len(res) >= 5 {
 		// The session left its old owner: drop that entry, if it is still
@@ -502,11 +492,9 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	n, err := s.run(ctx, touchScript, []string{s.recPrefix[sh] + key, s.indexKey[sh]},
 		timeBytes(atime), score(atime), key, pxat, sweep, s.channel).Int64()
 	if err != nil {
-		s.forget(key)
 		return wrap(ctx, "touch", err)
 	}
 	if n == 0 {
-		s.forget(key)
 		return session.ErrNotFound
 	}
 	if had {
@@ -520,8 +508,10 @@ func (s *Store) Touch(ctx context.Context, key string, atime time.Time) error {
 	return nil
 }
 
-// forget drops key from the client cache, after a write whose outcome
-// leaves the cached record in doubt.
+// forget drops key from the client cache, after a deletion: its change
+// message may come after this store's next Load. (Create, Update and Touch
+// drop the key when they begin, in markWrite, and cache only what they
+// know, whatever their outcome.)
 func (s *Store) forget(key string) {
 	if s.cache != nil {
 		s.cache.drop(key)

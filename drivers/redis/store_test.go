@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -548,16 +547,7 @@ func TestStandaloneRestart(t *testing.T) {
 	n := &node{port: freePort(), dir: t.TempDir()}
 	start := func() {
 		t.Helper()
-		cmd := exec.Command("redis-server", "--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
-			"--dir", n.dir, "--logfile", "redis.log", "--save", "", "--appendonly", "yes", "--appendfsync", "always")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		n.cmd, n.done = cmd, make(chan struct{})
-		go func(done chan struct{}) { cmd.Wait(); close(done) }(n.done)
-		cl := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
-		defer cl.Close()
-		if err := waitFor("private redis-server", func() error { return cl.Ping(context.Background()).Err() }); err != nil {
+		if err := n.start("--appendonly", "yes", "--appendfsync", "always"); err != nil {
 			t.Fatal(err)
 		}
 	}
